@@ -1,0 +1,348 @@
+/*
+ * ebus: a lock-free, in-process event bus for low-latency systems.
+ *
+ * This is the only public header. Everything it names starts with ebus_ or
+ * EBUS_. Each function says which threads may call it, concurrently with
+ * what, and what it guarantees; the README has the same as one table.
+ *
+ * Vocabulary
+ *   bus        owns N executor threads (or none, in synchronous mode).
+ *   topic      an interned name ("orders.eu.fill") that lives as long as its
+ *              bus; it is owned by exactly one executor, so its events are
+ *              delivered by one thread, in publish order per publisher.
+ *   lane       a single-producer ring from one publishing thread to one
+ *              executor. Created on a thread's first publish to that
+ *              executor, reclaimed after the thread exits.
+ *   accepted   a publish call returned EBUS_OK. Every accepted event is
+ *              delivered exactly once to each subscriber present when it is
+ *              dispatched, or counted as dropped (no subscriber, or discarded
+ *              by ebus_shutdown(EBUS_SHUTDOWN_DISCARD)). Nothing else drops it.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef EBUS_EBUS_H
+#define EBUS_EBUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EBUS_VERSION_MAJOR 0
+#define EBUS_VERSION_MINOR 1
+#define EBUS_VERSION_PATCH 0
+#define EBUS_VERSION_STRING "0.1.0"
+
+#if defined(EBUS_STATIC_DEFINE)
+#define EBUS_API
+#elif defined(EBUS_BUILDING)
+#define EBUS_API __attribute__((visibility("default")))
+#else
+#define EBUS_API
+#endif
+
+/* Limits. */
+#define EBUS_TOPIC_MAX 255      /* bytes in a topic name, without the NUL */
+#define EBUS_INLINE_MAX 40      /* payloads up to this size travel in the slot */
+#define EBUS_MAX_EXECUTORS 256
+
+/*
+ * Error codes. EBUS_OK is 0; every other code is positive and names one cause.
+ * ebus_strerror() gives a static string for each (never NULL).
+ */
+#define EBUS_ERRORS(X)                                                              \
+	X(EBUS_OK, 0, "success")                                                        \
+	X(EBUS_ERR_NULL, 1, "a required argument is NULL")                              \
+	X(EBUS_ERR_NOMEM, 2, "out of memory (allocator returned NULL)")                 \
+	X(EBUS_ERR_TOPIC_EMPTY, 3, "topic name is empty")                               \
+	X(EBUS_ERR_TOPIC_TOO_LONG, 4, "topic name is longer than EBUS_TOPIC_MAX")       \
+	X(EBUS_ERR_TOPIC_EMPTY_TOKEN, 5, "topic has an empty token (leading, trailing or double '.')") \
+	X(EBUS_ERR_TOPIC_BAD_CHAR, 6, "topic has a space, control or non-ASCII byte")  \
+	X(EBUS_ERR_TOPIC_WILDCARD, 7, "wildcard '*' or '>' in a literal topic")         \
+	X(EBUS_ERR_TOO_LARGE, 8, "payload is larger than the bus's max_payload")        \
+	X(EBUS_ERR_CAPACITY, 9, "lane capacity is not a power of two in [4, 2^24]")     \
+	X(EBUS_ERR_CPU, 10, "CPU id is negative, too large or not allowed for this process") \
+	X(EBUS_ERR_CONFIG, 11, "invalid configuration value")                           \
+	X(EBUS_ERR_EXECUTOR, 12, "executor index out of range")                         \
+	X(EBUS_ERR_EXISTS, 13, "topic already exists on a different executor")          \
+	X(EBUS_ERR_DUPLICATE, 14, "same handler, context and topic already subscribed") \
+	X(EBUS_ERR_NOT_FOUND, 15, "no such subscription (never existed or already removed)") \
+	X(EBUS_ERR_SHUTDOWN, 16, "the bus is shut down or shutting down")               \
+	X(EBUS_ERR_FULL, 17, "lane is full (fail-fast policy)")                         \
+	X(EBUS_DROPPED, 18, "lane is full; event dropped and counted (drop-newest policy)") \
+	X(EBUS_ERR_TIMEOUT, 19, "timed out")                                            \
+	X(EBUS_ERR_DEADLOCK, 20, "the call would wait on the calling executor thread itself") \
+	X(EBUS_ERR_SYSTEM, 21, "a system call failed (thread creation, affinity)")      \
+	X(EBUS_ERR_WRONG_BUS, 22, "handle belongs to a different bus")
+
+typedef enum ebus_err {
+#define EBUS_ERR_ENUM_(name, value, text) name = value,
+	EBUS_ERRORS(EBUS_ERR_ENUM_)
+#undef EBUS_ERR_ENUM_
+	EBUS_ERR_COUNT_
+} ebus_err;
+
+/* Static text for a code; "unknown ebus error" for values outside the enum. */
+EBUS_API const char *ebus_strerror(int err);
+/* The enumerator's name ("EBUS_ERR_FULL"), or NULL for unknown values. */
+EBUS_API const char *ebus_errname(int err);
+EBUS_API const char *ebus_version(void);
+
+typedef struct ebus ebus_t;
+typedef struct ebus_topic ebus_topic_t;
+typedef uint64_t ebus_sub_id; /* 0 is never a valid id */
+
+/* What a handler sees. Valid only during the call; copy what you keep. */
+typedef struct ebus_event {
+	ebus_topic_t *topic;
+	const void *data; /* NULL when len == 0 */
+	size_t len;
+} ebus_event_t;
+
+/* A handler returns 0, or non-zero to report an error (counted, and passed
+ * to the error hook); the bus delivers on regardless. */
+typedef int (*ebus_handler_fn)(const ebus_event_t *ev, void *ctx);
+
+/* Called once for a by-reference payload after the last subscriber returned
+ * (or when the event was dropped or discarded after being accepted). */
+typedef void (*ebus_release_fn)(void *data, size_t len, void *arg);
+
+/* Called when an asynchronously removed subscriber's ctx may be freed. */
+typedef void (*ebus_released_fn)(void *ctx);
+
+/* Called on the executor thread after a handler returned rc != 0. */
+typedef void (*ebus_error_hook_fn)(void *arg, ebus_topic_t *topic, ebus_sub_id sub, int rc);
+
+/* Allocator hooks: alloc returns memory aligned to `align` (a power of two,
+ * at most 4096) or NULL; free receives the size that was asked for. */
+typedef struct ebus_allocator {
+	void *(*alloc)(size_t size, size_t align, void *ctx);
+	void (*free)(void *ptr, size_t size, void *ctx);
+	void *ctx;
+} ebus_allocator_t;
+
+typedef enum ebus_wait {
+	EBUS_WAIT_DEFAULT = 0, /* = EBUS_WAIT_SPIN_PARK */
+	EBUS_WAIT_BUSY_SPIN,   /* never sleeps: lowest latency, burns its core */
+	EBUS_WAIT_SPIN_YIELD,  /* spins, then sched_yield(); still burns a core */
+	EBUS_WAIT_SPIN_PARK    /* spins, yields, then sleeps on a futex; 0% CPU idle */
+} ebus_wait;
+
+typedef enum ebus_full_policy {
+	EBUS_FULL_DEFAULT = 0, /* in the config: EBUS_FULL_BLOCK; per publish: the bus's */
+	EBUS_FULL_BLOCK,       /* wait for space (spin, yield, futex) up to block_timeout_ns */
+	EBUS_FULL_FAIL,        /* return EBUS_ERR_FULL at once; counted as rejected_full */
+	EBUS_FULL_DROP         /* return EBUS_DROPPED; counted as dropped_full */
+} ebus_full_policy;
+
+/*
+ * Bus configuration. Zero-initialise it and set what you need: every zero
+ * field means the documented default.
+ */
+typedef struct ebus_config {
+	unsigned executors;         /* executor threads; 0 = 1; at most EBUS_MAX_EXECUTORS */
+	unsigned lane_capacity;     /* slots per lane, power of two in [4, 2^24]; 0 = 1024.
+	                               A lane holds capacity - 1 events. */
+	const int *cpus;            /* NULL, or `executors` CPU ids to pin executor i to;
+	                               -1 leaves executor i unpinned */
+	ebus_wait wait;             /* idle strategy of the executors */
+	unsigned spin_iterations;   /* polls before yielding/parking; 0 = 4096 */
+	ebus_full_policy full_policy;
+	uint64_t block_timeout_ns;  /* EBUS_FULL_BLOCK gives up after this; 0 = forever */
+	size_t max_payload;         /* 0 = 1 MiB */
+	int synchronous;            /* non-zero: no executors; publish delivers on the
+	                               calling thread (see ebus_publish) */
+	const ebus_allocator_t *allocator; /* NULL = malloc/free; copied at create */
+	ebus_error_hook_fn error_hook;     /* NULL = none */
+	void *error_hook_arg;
+} ebus_config_t;
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+/*
+ * Creates a bus and starts its executors. cfg may be NULL (all defaults).
+ * On error nothing is left behind and *out is untouched.
+ * Thread-safety: any thread.
+ */
+EBUS_API int ebus_create(const ebus_config_t *cfg, ebus_t **out);
+
+typedef enum ebus_shutdown_mode {
+	EBUS_SHUTDOWN_DRAIN = 0, /* deliver every accepted event, then stop */
+	EBUS_SHUTDOWN_DISCARD    /* drop what is still queued, counted as dropped_shutdown */
+} ebus_shutdown_mode;
+
+/*
+ * Stops accepting (publish returns EBUS_ERR_SHUTDOWN from here on), waits
+ * for publish calls in progress, drains or discards what is queued, and
+ * joins the executors. Publishers blocked on a full lane return
+ * EBUS_ERR_SHUTDOWN. Subscriptions stay; no handler runs after it returns.
+ * Returns EBUS_ERR_SHUTDOWN if the bus was already shut down,
+ * EBUS_ERR_DEADLOCK from a handler of this bus, EBUS_ERR_CONFIG for an
+ * unknown mode. Thread-safety: any thread but this bus's executors; one
+ * caller wins, others get EBUS_ERR_SHUTDOWN.
+ */
+EBUS_API int ebus_shutdown(ebus_t *bus, ebus_shutdown_mode mode);
+
+/*
+ * Shuts down (draining) if needed, waits for deferred frees (rcu_barrier)
+ * and frees everything. NULL is a no-op. No other call on this bus, its
+ * topics or subscriptions may run concurrently or follow. Not from a handler.
+ */
+EBUS_API void ebus_destroy(ebus_t *bus);
+
+/*
+ * Returns when every event accepted before the call has been delivered (or
+ * dropped and counted), and lanes of exited threads have been reclaimed; or
+ * EBUS_ERR_TIMEOUT after timeout_ns (0 = no limit). EBUS_ERR_DEADLOCK from a
+ * handler of this bus. Thread-safety: any thread, concurrently with anything.
+ */
+EBUS_API int ebus_flush(ebus_t *bus, uint64_t timeout_ns);
+
+/* Number of executors (the `executors` of the config; 1 in synchronous mode). */
+EBUS_API unsigned ebus_executor_count(const ebus_t *bus);
+
+/* ---- topics ------------------------------------------------------------ */
+
+/*
+ * Interns `name` and returns its handle, creating the topic on first use.
+ * Its executor is a hash of the name modulo the executor count. The handle
+ * lives until ebus_destroy. Names: 1..EBUS_TOPIC_MAX bytes of printable
+ * ASCII without space, tokens separated by '.', no empty token, no '*' or
+ * '>' (those are for patterns). Thread-safety: any thread, concurrently.
+ */
+EBUS_API int ebus_topic(ebus_t *bus, const char *name, ebus_topic_t **out);
+
+/*
+ * Same, but places a new topic on `executor` explicitly. If the topic
+ * exists on another executor: EBUS_ERR_EXISTS (and *out is set to it).
+ */
+EBUS_API int ebus_topic_on(ebus_t *bus, const char *name, unsigned executor, ebus_topic_t **out);
+
+/* Checks a topic name without a bus: EBUS_OK or the reason it is invalid. */
+EBUS_API int ebus_topic_validate(const char *name);
+
+EBUS_API const char *ebus_topic_name(const ebus_topic_t *topic);
+EBUS_API unsigned ebus_topic_executor(const ebus_topic_t *topic);
+EBUS_API ebus_t *ebus_topic_bus(const ebus_topic_t *topic);
+
+/* ---- publishing -------------------------------------------------------- */
+
+/*
+ * Publishes len bytes (copied; the caller's buffer is free on return).
+ * Up to EBUS_INLINE_MAX bytes travel inside the ring slot: no allocation.
+ * Larger payloads (up to max_payload) are copied into a bus-owned buffer.
+ *
+ * Asynchronous bus: returns once the event is in the calling thread's lane
+ * to the topic's executor. No lock, no CAS, no RCU on this path. A full lane
+ * follows the bus's full policy (see ebus_publish_ex to override).
+ * Synchronous bus: delivers to the subscribers on the calling thread before
+ * returning; a publish made from inside a handler is queued on the thread
+ * and delivered after the current handler returns (before the outer
+ * publish returns), so handlers never nest and per-topic order holds.
+ *
+ * Returns EBUS_OK (accepted), EBUS_ERR_SHUTDOWN, EBUS_ERR_TOO_LARGE,
+ * EBUS_ERR_NULL (NULL topic, or NULL data with len > 0), EBUS_ERR_NOMEM,
+ * or, on a full lane, EBUS_ERR_FULL / EBUS_DROPPED / EBUS_ERR_TIMEOUT /
+ * EBUS_ERR_DEADLOCK (blocking from an executor thread on a lane that
+ * only that thread, or a cycle of executors waiting on each other, drains).
+ * Thread-safety: any thread, concurrently, including handlers.
+ */
+EBUS_API int ebus_publish(ebus_topic_t *topic, const void *data, size_t len);
+
+/* As ebus_publish, with a full-lane policy for this call
+ * (EBUS_FULL_DEFAULT = the bus's). Unknown policy: EBUS_ERR_CONFIG. */
+EBUS_API int ebus_publish_ex(ebus_topic_t *topic, const void *data, size_t len,
+                             ebus_full_policy policy);
+
+/*
+ * Publishes by name: looks the topic up (one hash-table lookup, no lock).
+ * A valid name that was never interned has no subscribers: the event is
+ * accepted and counted as dropped_no_subscriber on the bus; EBUS_OK.
+ * Name errors as for ebus_topic. Thread-safety: as ebus_publish.
+ */
+EBUS_API int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t len);
+
+/*
+ * Publishes by reference: subscribers see `data` itself, which must stay
+ * valid until release(data, len, arg) is called, exactly once, after the
+ * last subscriber returned or the event was dropped after acceptance.
+ * If the call does not return EBUS_OK, release is not called and the
+ * caller still owns data. release may be NULL. len may exceed max_payload.
+ */
+EBUS_API int ebus_publish_ref(ebus_topic_t *topic, void *data, size_t len,
+                              ebus_release_fn release, void *arg);
+
+/* ---- subscribing ------------------------------------------------------- */
+
+/*
+ * Adds handler(ev, ctx) to topic. Events dispatched after this returns reach
+ * it; events queued before may or may not. The same (handler, ctx, topic)
+ * twice: EBUS_ERR_DUPLICATE. Subscribers of a topic are called in
+ * subscription order, one at a time, on the topic's executor: a handler is
+ * never running on two threads at once for one subscription.
+ * Thread-safety: any thread, including handlers; concurrently with
+ * everything. Cost: O(subscribers of the topic) plus a deferred free.
+ */
+EBUS_API int ebus_subscribe(ebus_topic_t *topic, ebus_handler_fn handler, void *ctx,
+                            ebus_sub_id *out);
+
+/*
+ * Removes a subscription. From a thread that is not running a handler of
+ * any ebus bus: when it returns, the handler is not running and will never
+ * run again for this subscription, and ctx may be freed (it waits one RCU
+ * grace period, bounded by the longest executor batch).
+ * From inside a handler it does not wait (and cannot deadlock): the handler
+ * is never invoked again for this subscription after the call returns, but
+ * an invocation on another executor may still be finishing, so do not free
+ * ctx then; use ebus_unsubscribe_async to learn when you may.
+ * Twice, or with an id never issued: EBUS_ERR_NOT_FOUND.
+ */
+EBUS_API int ebus_unsubscribe(ebus_t *bus, ebus_sub_id id);
+
+/*
+ * As ebus_unsubscribe, and calls released(ctx) once ctx may be freed: from
+ * a handler, later, on a liburcu call_rcu thread (async bus) or at the end
+ * of the outermost publish (sync bus); from any other thread, before it
+ * returns. released may be NULL.
+ */
+EBUS_API int ebus_unsubscribe_async(ebus_t *bus, ebus_sub_id id, ebus_released_fn released);
+
+/* ---- statistics -------------------------------------------------------- */
+
+/*
+ * Counters. Each is written by one thread (a publisher's lane or an
+ * executor) and read with relaxed loads: reading never slows the hot path,
+ * and a snapshot taken while events flow is not atomic across fields.
+ * After ebus_flush with no publisher running:
+ *   published == delivered + dropped_no_subscriber + dropped_shutdown
+ * Events that were not accepted are counted apart (rejected_*, dropped_full).
+ */
+typedef struct ebus_stats {
+	uint64_t published;             /* accepted */
+	uint64_t delivered;             /* accepted and dispatched to >= 1 subscriber */
+	uint64_t handler_calls;         /* subscriber invocations */
+	uint64_t handler_errors;        /* invocations that returned non-zero */
+	uint64_t dropped_no_subscriber; /* accepted, nobody subscribed at dispatch */
+	uint64_t dropped_shutdown;      /* accepted, discarded by EBUS_SHUTDOWN_DISCARD */
+	uint64_t dropped_full;          /* not accepted: full lane, drop-newest */
+	uint64_t rejected_full;         /* not accepted: full lane, fail-fast */
+	uint64_t rejected_timeout;      /* not accepted: full lane, block timed out */
+	uint64_t rejected_shutdown;     /* not accepted: published after shutdown began */
+	uint64_t queued;                /* events in lanes now (approximate while running) */
+	uint64_t lanes_live;            /* lanes not yet reclaimed */
+	uint64_t lanes_created;
+	uint64_t lanes_reclaimed;
+	uint64_t parks;                 /* times an executor went to sleep */
+	uint64_t wakeups;               /* futex wakes sent to a parked executor */
+} ebus_stats_t;
+
+/* Totals over all executors (executor < 0) or one executor.
+ * EBUS_ERR_EXECUTOR if out of range. Thread-safety: any thread. */
+EBUS_API int ebus_stats(ebus_t *bus, int executor, ebus_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EBUS_EBUS_H */

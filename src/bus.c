@@ -1,0 +1,669 @@
+/*
+ * The bus: configuration, lifecycle (create, shutdown, flush, destroy),
+ * the publish paths and statistics.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+
+#define DEFAULT_CAPACITY 1024u
+#define MAX_CAPACITY (1u << 24)
+#define DEFAULT_SPIN 4096u
+#define DEFAULT_MAX_PAYLOAD (1u << 20)
+#define BLOCK_SPINS 64
+#define BLOCK_YIELDS 16
+
+/* ---- allocation ------------------------------------------------------------ */
+
+void *ebus_alloc(struct ebus *bus, size_t size, size_t align)
+{
+	void *p = NULL;
+	if (align < sizeof(void *))
+		align = sizeof(void *);
+	if (bus->alloc.alloc)
+		return bus->alloc.alloc(size, align, bus->alloc.ctx);
+	if (posix_memalign(&p, align, size ? size : 1) != 0)
+		return NULL;
+	return p;
+}
+
+void *ebus_zalloc(struct ebus *bus, size_t size, size_t align)
+{
+	void *p = ebus_alloc(bus, size, align);
+	if (p)
+		memset(p, 0, size);
+	return p;
+}
+
+void ebus_free(struct ebus *bus, void *p, size_t size)
+{
+	if (!p)
+		return;
+	if (bus->alloc.free)
+		bus->alloc.free(p, size, bus->alloc.ctx);
+	else
+		free(p);
+}
+
+/* ---- create ---------------------------------------------------------------- */
+
+static int check_config(const ebus_config_t *c, unsigned *nexec)
+{
+	unsigned n = c->executors ? c->executors : 1;
+	if (n > EBUS_MAX_EXECUTORS)
+		return EBUS_ERR_CONFIG;
+	if (c->lane_capacity &&
+	    (c->lane_capacity < 4 || c->lane_capacity > MAX_CAPACITY ||
+	     (c->lane_capacity & (c->lane_capacity - 1))))
+		return EBUS_ERR_CAPACITY;
+	if ((unsigned)c->wait > EBUS_WAIT_SPIN_PARK)
+		return EBUS_ERR_CONFIG;
+	if ((unsigned)c->full_policy > EBUS_FULL_DROP)
+		return EBUS_ERR_CONFIG;
+	if (c->max_payload > UINT32_MAX)
+		return EBUS_ERR_CONFIG;
+	if (c->allocator && (!c->allocator->alloc || !c->allocator->free))
+		return EBUS_ERR_NULL;
+	if (c->cpus) {
+		if (c->synchronous)
+			return EBUS_ERR_CONFIG; /* no threads to pin */
+		for (unsigned i = 0; i < n; i++)
+			if (c->cpus[i] != -1 && ebus_cpu_check(c->cpus[i]) != EBUS_OK)
+				return EBUS_ERR_CPU;
+	}
+	*nexec = n;
+	return EBUS_OK;
+}
+
+static void bus_free_memory(struct ebus *bus)
+{
+	struct lane *l, *next;
+	for (l = bus->lanes; l; l = next) {
+		next = l->bus_next;
+		ebus_lane_free(bus, l);
+	}
+	if (bus->exec) {
+		for (unsigned i = 0; i < bus->nexec; i++) {
+			struct ebus_exec *ex = bus->exec[i];
+			if (!ex)
+				continue;
+			ebus_free(bus, ex->lanes, ex->cap_lanes * sizeof ex->lanes[0]);
+			ebus_free(bus, ex, sizeof *ex);
+		}
+		ebus_free(bus, bus->exec, bus->nexec * sizeof bus->exec[0]);
+	}
+	if (bus->stripes) {
+		for (unsigned i = 0; i < bus->nexec; i++)
+			pthread_mutex_destroy(&bus->stripes[i].lock);
+		ebus_free(bus, bus->stripes, bus->nexec * sizeof bus->stripes[0]);
+	}
+	pthread_mutex_destroy(&bus->ctl_lock);
+	pthread_mutex_destroy(&bus->lanes_lock);
+	pthread_mutex_destroy(&bus->shutdown_lock);
+	{
+		ebus_allocator_t a = bus->alloc;
+		if (a.free)
+			a.free(bus, sizeof *bus, a.ctx);
+		else
+			free(bus);
+	}
+}
+
+static void stop_executors(struct ebus *bus, int mode);
+
+int ebus_create(const ebus_config_t *cfg, ebus_t **out)
+{
+	static const ebus_config_t defaults;
+	struct ebus *bus;
+	unsigned nexec;
+	int rc;
+
+	if (!out)
+		return EBUS_ERR_NULL;
+	if (!cfg)
+		cfg = &defaults;
+	rc = check_config(cfg, &nexec);
+	if (rc)
+		return rc;
+	ebus_platform_init();
+
+	if (cfg->allocator) {
+		bus = cfg->allocator->alloc(sizeof *bus, EBUS_CL, cfg->allocator->ctx);
+	} else {
+		void *p = NULL;
+		bus = posix_memalign(&p, EBUS_CL, sizeof *bus) == 0 ? p : NULL;
+	}
+	if (!bus)
+		return EBUS_ERR_NOMEM;
+	memset(bus, 0, sizeof *bus);
+	if (cfg->allocator)
+		bus->alloc = *cfg->allocator;
+	atomic_init(&bus->state, BUS_OPEN);
+	bus->sync = cfg->synchronous != 0;
+	bus->nexec = nexec;
+	bus->policy = cfg->full_policy ? cfg->full_policy : EBUS_FULL_BLOCK;
+	bus->block_timeout_ns = cfg->block_timeout_ns;
+	bus->max_payload = cfg->max_payload ? cfg->max_payload : DEFAULT_MAX_PAYLOAD;
+	bus->lane_capacity = cfg->lane_capacity ? cfg->lane_capacity : DEFAULT_CAPACITY;
+	bus->wait = cfg->wait ? cfg->wait : EBUS_WAIT_SPIN_PARK;
+	bus->spin_iterations = cfg->spin_iterations ? cfg->spin_iterations : DEFAULT_SPIN;
+	bus->error_hook = cfg->error_hook;
+	bus->error_hook_arg = cfg->error_hook_arg;
+	bus->free_head = bus->free_tail = UINT32_MAX;
+	pthread_mutex_init(&bus->ctl_lock, NULL);
+	pthread_mutex_init(&bus->lanes_lock, NULL);
+	pthread_mutex_init(&bus->shutdown_lock, NULL);
+
+	rc = EBUS_ERR_NOMEM;
+	if (bus->sync) {
+		bus->stripes = ebus_zalloc(bus, nexec * sizeof bus->stripes[0], EBUS_CL);
+		if (!bus->stripes)
+			goto fail;
+		for (unsigned i = 0; i < nexec; i++)
+			pthread_mutex_init(&bus->stripes[i].lock, NULL);
+	} else {
+		bus->exec = ebus_zalloc(bus, nexec * sizeof bus->exec[0], _Alignof(void *));
+		if (!bus->exec)
+			goto fail;
+		for (unsigned i = 0; i < nexec; i++) {
+			struct ebus_exec *ex = ebus_zalloc(bus, sizeof *ex, EBUS_CL);
+			if (!ex)
+				goto fail;
+			ex->bus = bus;
+			ex->index = i;
+			ex->cpu = cfg->cpus ? cfg->cpus[i] : -1;
+			ck_stack_init(&ex->incoming);
+			bus->exec[i] = ex;
+		}
+	}
+	rc = ebus_registry_init(bus);
+	if (rc)
+		goto fail;
+	ebus_registry_add_bus(bus);
+	if (!bus->sync) {
+		for (unsigned i = 0; i < nexec; i++) {
+			rc = ebus_exec_start(bus, bus->exec[i]);
+			if (rc) {
+				atomic_store(&bus->state, BUS_CLOSING);
+				stop_executors(bus, STOP_DISCARD);
+				ebus_registry_remove_bus(bus);
+				goto fail;
+			}
+		}
+	}
+	*out = bus;
+	return EBUS_OK;
+fail:
+	if (bus->topics)
+		ebus_registry_destroy(bus);
+	bus_free_memory(bus);
+	return rc;
+}
+
+unsigned ebus_executor_count(const ebus_t *bus)
+{
+	return bus ? bus->nexec : 0;
+}
+
+/* ---- waiting for executor progress --------------------------------------- */
+
+/*
+ * Sleeps until the executor reports progress (a batch, a park, its exit) or
+ * the deadline (0 = none). Returns EBUS_ERR_TIMEOUT past the deadline. The
+ * caller re-checks its own condition; `recheck` is evaluated after this
+ * thread is visible as a waiter, so no notification can be lost.
+ */
+static int wait_progress(struct ebus_exec *ex, uint64_t deadline,
+                         bool (*recheck)(void *), void *arg)
+{
+	uint64_t now, timeout = 0;
+	uint32_t v;
+	int rc = EBUS_OK;
+
+	atomic_fetch_add_explicit(&ex->waiters, 1, memory_order_seq_cst);
+	ebus_fence_heavy();
+	v = atomic_load_explicit(&ex->progress, memory_order_acquire);
+	if (!recheck(arg)) {
+		if (deadline) {
+			now = ebus_now_ns();
+			if (now >= deadline)
+				rc = EBUS_ERR_TIMEOUT;
+			else
+				timeout = deadline - now;
+		}
+		if (rc == EBUS_OK)
+			ebus_futex_wait(&ex->progress, v, timeout);
+	}
+	atomic_fetch_sub_explicit(&ex->waiters, 1, memory_order_relaxed);
+	return rc;
+}
+
+static uint64_t deadline_after(uint64_t timeout_ns)
+{
+	return timeout_ns ? ebus_now_ns() + timeout_ns : 0;
+}
+
+static bool past(uint64_t deadline)
+{
+	return deadline && ebus_now_ns() >= deadline;
+}
+
+/* ---- publish --------------------------------------------------------------- */
+
+struct full_ctx {
+	struct ebus *bus;
+	struct lane *lane;
+	struct ebus_slot *slot;
+};
+
+static bool full_recheck(void *arg)
+{
+	struct full_ctx *c = arg;
+	if (atomic_load_explicit(&c->bus->state, memory_order_acquire) != BUS_OPEN)
+		return true;
+	c->slot = ck_ring_enqueue_reserve_spsc_ebus_slot(&c->lane->ring, c->lane->buf);
+	return c->slot != NULL;
+}
+
+/* True if executors blocked on each other would wait for `self`. */
+static bool cycle_through(struct ebus *bus, struct ebus_exec *self, struct ebus_exec *target)
+{
+	struct ebus_exec *e = target;
+	for (unsigned i = 0; e && i <= bus->nexec; i++) {
+		if (e == self)
+			return true;
+		e = atomic_load_explicit(&e->blocked_on, memory_order_seq_cst);
+	}
+	return false;
+}
+
+static int full_block(struct ebus *bus, struct lane *lane, struct ebus_slot **slot)
+{
+	struct ebus_exec *target = bus->exec[lane->exec];
+	struct ebus_exec *self = ebus_tls_exec && ebus_tls_exec->bus == bus ? ebus_tls_exec : NULL;
+	struct full_ctx c = { bus, lane, NULL };
+	uint64_t deadline = deadline_after(bus->block_timeout_ns);
+	int rc = EBUS_OK;
+
+	if (self == target) {
+		ctr_add(&lane->rejected_full, 1);
+		return EBUS_ERR_DEADLOCK;
+	}
+	if (self) {
+		/* Dekker with the other executors: store, full fence, then walk.
+		 * Of two executors closing a cycle, at least one sees it. */
+		atomic_store_explicit(&self->blocked_on, target, memory_order_seq_cst);
+		if (cycle_through(bus, self, target)) {
+			atomic_store_explicit(&self->blocked_on, NULL, memory_order_seq_cst);
+			ctr_add(&lane->rejected_full, 1);
+			return EBUS_ERR_DEADLOCK;
+		}
+	}
+	for (unsigned spins = 0;; spins++) {
+		if (full_recheck(&c)) {
+			if (c.slot)
+				break;
+			rc = EBUS_ERR_SHUTDOWN;
+			atomic_fetch_add_explicit(&bus->rejected_shutdown, 1, memory_order_relaxed);
+			break;
+		}
+		if (past(deadline)) {
+			rc = EBUS_ERR_TIMEOUT;
+			ctr_add(&lane->rejected_timeout, 1);
+			break;
+		}
+		if (spins < BLOCK_SPINS)
+			ebus_cpu_relax();
+		else if (spins < BLOCK_SPINS + BLOCK_YIELDS)
+			sched_yield();
+		else if (wait_progress(target, deadline, full_recheck, &c) == EBUS_OK && c.slot)
+			break;
+	}
+	if (self)
+		atomic_store_explicit(&self->blocked_on, NULL, memory_order_seq_cst);
+	*slot = c.slot;
+	return rc;
+}
+
+static int publish_async(struct ebus_topic *t, const void *data, size_t len, bool by_ref,
+                         ebus_release_fn release, void *arg, ebus_full_policy policy)
+{
+	struct ebus *bus = t->bus;
+	struct producer *p = ebus_producer_get(bus);
+	struct ebus_exec *ex;
+	struct lane *lane;
+	struct ebus_slot *s;
+	int rc = EBUS_OK;
+
+	if (EBUS_UNLIKELY(!p))
+		return EBUS_ERR_NOMEM;
+	/* Dekker with ebus_shutdown: announce, light fence, then look. */
+	atomic_store_explicit(&p->busy, 1, memory_order_relaxed);
+	ebus_fence_light();
+	if (EBUS_UNLIKELY(atomic_load_explicit(&bus->state, memory_order_relaxed) != BUS_OPEN)) {
+		atomic_fetch_add_explicit(&bus->rejected_shutdown, 1, memory_order_relaxed);
+		rc = EBUS_ERR_SHUTDOWN;
+		goto out;
+	}
+	lane = p->lanes[t->executor];
+	if (EBUS_UNLIKELY(!lane)) {
+		lane = ebus_lane_create(bus, p, t->executor);
+		if (!lane) {
+			rc = EBUS_ERR_NOMEM;
+			goto out;
+		}
+	}
+	s = ck_ring_enqueue_reserve_spsc_ebus_slot(&lane->ring, lane->buf);
+	if (EBUS_UNLIKELY(!s)) {
+		switch (policy ? policy : bus->policy) {
+		case EBUS_FULL_FAIL:
+			ctr_add(&lane->rejected_full, 1);
+			rc = EBUS_ERR_FULL;
+			goto out;
+		case EBUS_FULL_DROP:
+			ctr_add(&lane->dropped_full, 1);
+			rc = EBUS_DROPPED;
+			goto out;
+		default:
+			rc = full_block(bus, lane, &s);
+			if (rc)
+				goto out;
+		}
+	}
+	EBUS_TSAN_ACQUIRE(&lane->ring.c_head); /* the executor is done with this slot */
+	s->topic = t;
+	s->len = (uint32_t)len;
+	if (by_ref) {
+		s->kind = SLOT_REF;
+		s->u.ref.ptr = (void *)data;
+		s->u.ref.release = release;
+		s->u.ref.arg = arg;
+	} else if (EBUS_LIKELY(len <= EBUS_INLINE_MAX)) {
+		s->kind = SLOT_INLINE;
+		if (len)
+			memcpy(s->u.data, data, len);
+	} else {
+		void *copy = ebus_alloc(bus, len, 16);
+		if (!copy) {
+			rc = EBUS_ERR_NOMEM; /* slot reserved, not committed: nothing happened */
+			goto out;
+		}
+		memcpy(copy, data, len);
+		s->kind = SLOT_OWNED;
+		s->u.ref.ptr = copy;
+	}
+	EBUS_TSAN_RELEASE(&lane->ring.p_tail);
+	ck_ring_enqueue_commit_spsc(&lane->ring);
+	ctr_add(&lane->published, 1);
+	ex = bus->exec[t->executor];
+	ebus_fence_light();
+	if (EBUS_UNLIKELY(atomic_load_explicit(&ex->sleeping, memory_order_relaxed)))
+		ebus_exec_wake(ex);
+out:
+	atomic_store_explicit(&p->busy, 0, memory_order_release);
+	return rc;
+}
+
+static int publish(struct ebus_topic *t, const void *data, size_t len, bool by_ref,
+                   ebus_release_fn release, void *arg, ebus_full_policy policy)
+{
+	if (EBUS_UNLIKELY(!t || (!data && len)))
+		return EBUS_ERR_NULL;
+	if (EBUS_UNLIKELY(len > (by_ref ? UINT32_MAX : t->bus->max_payload)))
+		return EBUS_ERR_TOO_LARGE;
+	if (EBUS_UNLIKELY((unsigned)policy > EBUS_FULL_DROP))
+		return EBUS_ERR_CONFIG;
+	if (t->bus->sync)
+		return ebus_sync_publish(t, data, len, by_ref ? SLOT_REF : SLOT_INLINE, release, arg);
+	return publish_async(t, data, len, by_ref, release, arg, policy);
+}
+
+int ebus_publish(ebus_topic_t *t, const void *data, size_t len)
+{
+	return publish(t, data, len, false, NULL, NULL, EBUS_FULL_DEFAULT);
+}
+
+int ebus_publish_ex(ebus_topic_t *t, const void *data, size_t len, ebus_full_policy policy)
+{
+	return publish(t, data, len, false, NULL, NULL, policy);
+}
+
+int ebus_publish_ref(ebus_topic_t *t, void *data, size_t len, ebus_release_fn release, void *arg)
+{
+	return publish(t, data, len, true, release, arg, EBUS_FULL_DEFAULT);
+}
+
+int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t len)
+{
+	size_t n;
+	struct ebus_topic *t;
+	int rc;
+
+	if (!bus)
+		return EBUS_ERR_NULL;
+	rc = ebus_topic_check(name, &n);
+	if (rc)
+		return rc;
+	t = ebus_registry_find(bus, name, n, ebus_hash(name, n));
+	if (t)
+		return publish(t, data, len, false, NULL, NULL, EBUS_FULL_DEFAULT);
+	if (!data && len)
+		return EBUS_ERR_NULL;
+	if (len > bus->max_payload)
+		return EBUS_ERR_TOO_LARGE;
+	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN) {
+		atomic_fetch_add_explicit(&bus->rejected_shutdown, 1, memory_order_relaxed);
+		return EBUS_ERR_SHUTDOWN;
+	}
+	/* Never interned, so nobody can be subscribed: accepted and counted. */
+	atomic_fetch_add_explicit(&bus->unknown_name_drops, 1, memory_order_relaxed);
+	return EBUS_OK;
+}
+
+/* ---- flush ----------------------------------------------------------------- */
+
+struct flush_ctx {
+	struct ebus *bus;
+	struct ebus_exec *ex;
+	uint64_t target;
+};
+
+static bool flush_done(void *arg)
+{
+	struct flush_ctx *c = arg;
+	if (atomic_load_explicit(&c->bus->state, memory_order_acquire) == BUS_CLOSED)
+		return true;
+	return ctr_get(&c->ex->finished) >= c->target &&
+	       atomic_load_explicit(&c->ex->closed_pending, memory_order_acquire) == 0;
+}
+
+int ebus_flush(ebus_t *bus, uint64_t timeout_ns)
+{
+	uint64_t deadline;
+	if (!bus)
+		return EBUS_ERR_NULL;
+	if (bus->sync)
+		return ebus_sync_flush(bus, timeout_ns);
+	if (ebus_tls_exec && ebus_tls_exec->bus == bus)
+		return EBUS_ERR_DEADLOCK;
+	deadline = deadline_after(timeout_ns);
+	for (unsigned i = 0; i < bus->nexec; i++) {
+		struct flush_ctx c = { bus, bus->exec[i], 0 };
+		pthread_mutex_lock(&bus->lanes_lock);
+		c.target = c.ex->ret_published;
+		for (struct lane *l = bus->lanes; l; l = l->bus_next)
+			if (l->exec == i)
+				c.target += ctr_get(&l->published);
+		pthread_mutex_unlock(&bus->lanes_lock);
+		while (!flush_done(&c)) {
+			if (wait_progress(c.ex, deadline, flush_done, &c) == EBUS_ERR_TIMEOUT)
+				return EBUS_ERR_TIMEOUT;
+		}
+	}
+	return EBUS_OK;
+}
+
+/* ---- shutdown and destroy ---------------------------------------------------- */
+
+static void poke_waiters(struct ebus *bus)
+{
+	for (unsigned i = 0; i < bus->nexec; i++) {
+		atomic_fetch_add_explicit(&bus->exec[i]->progress, 1, memory_order_seq_cst);
+		ebus_futex_wake(&bus->exec[i]->progress, INT32_MAX);
+	}
+}
+
+static void stop_executors(struct ebus *bus, int mode)
+{
+	for (unsigned i = 0; i < bus->nexec; i++) {
+		struct ebus_exec *ex = bus->exec[i];
+		if (!ex || !ex->started)
+			continue;
+		atomic_store_explicit(&ex->stop, mode, memory_order_seq_cst);
+		ebus_exec_wake(ex);
+	}
+	for (unsigned i = 0; i < bus->nexec; i++) {
+		struct ebus_exec *ex = bus->exec[i];
+		if (!ex || !ex->started)
+			continue;
+		pthread_join(ex->thread, NULL);
+		ex->started = false;
+	}
+}
+
+/* Waits until no publish call is inside its critical section. Publishers
+ * need lanes_lock to create lanes, so it is dropped while waiting. */
+static void wait_publishers(struct ebus *bus)
+{
+	for (;;) {
+		bool busy = false;
+		pthread_mutex_lock(&bus->lanes_lock);
+		for (struct producer *p = bus->producers; p; p = p->bus_next)
+			if (atomic_load_explicit(&p->busy, memory_order_acquire))
+				busy = true;
+		pthread_mutex_unlock(&bus->lanes_lock);
+		if (!busy)
+			return;
+		poke_waiters(bus);
+		sched_yield();
+	}
+}
+
+int ebus_shutdown(ebus_t *bus, ebus_shutdown_mode mode)
+{
+	if (!bus)
+		return EBUS_ERR_NULL;
+	if (mode != EBUS_SHUTDOWN_DRAIN && mode != EBUS_SHUTDOWN_DISCARD)
+		return EBUS_ERR_CONFIG;
+	if (in_handler() && (bus->sync || (ebus_tls_exec && ebus_tls_exec->bus == bus)))
+		return EBUS_ERR_DEADLOCK;
+	pthread_mutex_lock(&bus->shutdown_lock);
+	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN) {
+		pthread_mutex_unlock(&bus->shutdown_lock);
+		return EBUS_ERR_SHUTDOWN;
+	}
+	bus->shutdown_mode = mode == EBUS_SHUTDOWN_DISCARD ? STOP_DISCARD : STOP_DRAIN;
+	pthread_mutex_lock(&bus->ctl_lock); /* subscribe sees the state under this lock */
+	atomic_store_explicit(&bus->state, BUS_CLOSING, memory_order_seq_cst);
+	pthread_mutex_unlock(&bus->ctl_lock);
+	if (bus->sync) {
+		ebus_sync_shutdown(bus, bus->shutdown_mode);
+	} else {
+		ebus_fence_heavy(); /* heavy side of the Dekker pair in publish_async */
+		poke_waiters(bus);  /* publishers blocked on a full lane re-check state */
+		wait_publishers(bus);
+		stop_executors(bus, bus->shutdown_mode);
+	}
+	atomic_store_explicit(&bus->state, BUS_CLOSED, memory_order_seq_cst);
+	if (!bus->sync)
+		poke_waiters(bus); /* flush waiters see CLOSED */
+	pthread_mutex_unlock(&bus->shutdown_lock);
+	return EBUS_OK;
+}
+
+void ebus_destroy(ebus_t *bus)
+{
+	if (!bus)
+		return;
+	if (in_handler() && (bus->sync || (ebus_tls_exec && ebus_tls_exec->bus == bus)))
+		return; /* would join the calling thread; documented */
+	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_CLOSED)
+		(void)ebus_shutdown(bus, EBUS_SHUTDOWN_DRAIN);
+	ebus_registry_remove_bus(bus);
+	/* Every call_rcu queued by this bus's executors has run. */
+	urcu_qsbr_barrier();
+	EBUS_TSAN_ACQUIRE(&ebus_tsan_gp_token);
+	ebus_subs_destroy(bus);
+	ebus_registry_destroy(bus);
+	bus_free_memory(bus);
+}
+
+/* ---- statistics -------------------------------------------------------------- */
+
+static void exec_stats(struct ebus *bus, unsigned i, ebus_stats_t *s)
+{
+	struct ebus_exec *ex = bus->exec[i];
+	s->delivered += ctr_get(&ex->delivered);
+	s->handler_calls += ctr_get(&ex->handler_calls);
+	s->handler_errors += ctr_get(&ex->handler_errors);
+	s->dropped_no_subscriber += ctr_get(&ex->dropped_no_sub);
+	s->dropped_shutdown += ctr_get(&ex->dropped_shutdown);
+	s->parks += ctr_get(&ex->parks);
+	s->wakeups += atomic_load_explicit(&ex->wakeups, memory_order_relaxed);
+	s->lanes_reclaimed += ctr_get(&ex->lanes_reclaimed);
+	/* under lanes_lock (caller) */
+	s->published += ex->ret_published;
+	s->dropped_full += ex->ret_dropped_full;
+	s->rejected_full += ex->ret_rejected_full;
+	s->rejected_timeout += ex->ret_rejected_timeout;
+	s->lanes_created += ex->lanes_created;
+	for (struct lane *l = bus->lanes; l; l = l->bus_next) {
+		if (l->exec != i)
+			continue;
+		s->published += ctr_get(&l->published);
+		s->dropped_full += ctr_get(&l->dropped_full);
+		s->rejected_full += ctr_get(&l->rejected_full);
+		s->rejected_timeout += ctr_get(&l->rejected_timeout);
+		s->queued += (uint32_t)(__atomic_load_n(&l->ring.p_tail, __ATOMIC_ACQUIRE) -
+		                        __atomic_load_n(&l->ring.c_head, __ATOMIC_ACQUIRE));
+		s->lanes_live++;
+	}
+}
+
+static void stripe_stats(struct sync_stripe *st, ebus_stats_t *s)
+{
+	s->published += ctr_get(&st->published);
+	s->delivered += ctr_get(&st->delivered);
+	s->handler_calls += ctr_get(&st->handler_calls);
+	s->handler_errors += ctr_get(&st->handler_errors);
+	s->dropped_no_subscriber += ctr_get(&st->dropped_no_sub);
+	s->dropped_shutdown += ctr_get(&st->dropped_shutdown);
+}
+
+int ebus_stats(ebus_t *bus, int executor, ebus_stats_t *out)
+{
+	if (!bus || !out)
+		return EBUS_ERR_NULL;
+	if (executor >= 0 && (unsigned)executor >= bus->nexec)
+		return EBUS_ERR_EXECUTOR;
+	memset(out, 0, sizeof *out);
+	pthread_mutex_lock(&bus->lanes_lock);
+	for (unsigned i = 0; i < bus->nexec; i++) {
+		if (executor >= 0 && (unsigned)executor != i)
+			continue;
+		if (bus->sync)
+			stripe_stats(&bus->stripes[i], out);
+		else
+			exec_stats(bus, i, out);
+	}
+	pthread_mutex_unlock(&bus->lanes_lock);
+	if (executor < 0) {
+		uint64_t u = atomic_load_explicit(&bus->unknown_name_drops, memory_order_relaxed);
+		out->published += u;
+		out->dropped_no_subscriber += u;
+		out->rejected_shutdown = atomic_load_explicit(&bus->rejected_shutdown, memory_order_relaxed);
+	}
+	return EBUS_OK;
+}

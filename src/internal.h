@@ -1,0 +1,303 @@
+/*
+ * Internal structures shared by the modules in src/. Nothing here is API.
+ *
+ * Memory-ordering conventions:
+ *  - Our own shared words are C11 atomics (so TSan sees them).
+ *  - ck_ring's indices are updated by ck's inline assembly, which TSan
+ *    cannot see; the EBUS_TSAN_* annotations next to each ring operation
+ *    state the happens-before edge the ring provides, so TSan still checks
+ *    every other access.
+ *  - Counters have one writer each (ctr_add: relaxed load + store, no RMW).
+ */
+#ifndef EBUS_INTERNAL_H
+#define EBUS_INTERNAL_H
+
+#include "ebus/ebus.h"
+#include "platform.h"
+
+#include <ck_ring.h>
+#include <ck_stack.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <urcu/urcu-qsbr.h>
+#include <urcu/rculfhash.h>
+
+#define EBUS_CL 64
+#define EBUS_LIKELY(x) __builtin_expect(!!(x), 1)
+#define EBUS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define EBUS_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- TSan annotations for edges made by ck's / liburcu's inline asm ---- */
+#if defined(__SANITIZE_THREAD__)
+#define EBUS_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define EBUS_TSAN 1
+#endif
+#endif
+#ifdef EBUS_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define EBUS_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#define EBUS_TSAN_RELEASE(p) __tsan_release((void *)(p))
+#else
+#define EBUS_TSAN_ACQUIRE(p) ((void)0)
+#define EBUS_TSAN_RELEASE(p) ((void)0)
+#endif
+
+/* ---- single-writer counters ------------------------------------------ */
+typedef _Atomic uint64_t ebus_ctr;
+static inline void ctr_add(ebus_ctr *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+	                      memory_order_relaxed);
+}
+static inline uint64_t ctr_get(ebus_ctr *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* ---- the slot: one cache line, stored inline in the ring ---------------- */
+enum { SLOT_INLINE = 0, SLOT_OWNED = 1, SLOT_REF = 2 };
+
+struct ebus_slot {
+	struct ebus_topic *topic;
+	uint64_t ts; /* reserved for opt-in publish timestamps */
+	uint32_t len;
+	uint32_t kind;
+	union {
+		unsigned char data[EBUS_INLINE_MAX];
+		struct {
+			void *ptr;
+			ebus_release_fn release; /* SLOT_REF only */
+			void *arg;
+		} ref;
+	} u;
+} __attribute__((aligned(EBUS_CL)));
+_Static_assert(sizeof(struct ebus_slot) == EBUS_CL, "a slot is one cache line");
+
+CK_RING_PROTOTYPE(ebus_slot, ebus_slot)
+
+/* ---- deferred frees ----------------------------------------------------- */
+struct ebus;
+struct retire {
+	struct rcu_head rcu; /* urcu_qsbr_call_rcu */
+	struct retire *next; /* bus->retired list */
+	struct ebus *bus;
+	void (*free)(struct retire *);
+};
+
+/* ---- subscribers ------------------------------------------------------- */
+struct ebus_sub {
+	ebus_handler_fn fn;
+	void *ctx;
+	_Atomic int dead;
+	ebus_sub_id id;
+	struct ebus_topic *topic;
+	ebus_released_fn released;
+	ebus_ctr errors;
+	struct retire retire;
+};
+
+/* Immutable once published: copy-on-write under bus->ctl_lock. */
+struct subarr {
+	struct retire retire;
+	uint32_t n;
+	struct ebus_sub *items[];
+};
+
+/* ---- topics: immortal until ebus_destroy --------------------------------- */
+struct ebus_topic {
+	_Atomic(struct subarr *) subs; /* read per event by the executor */
+	struct ebus *bus;
+	unsigned executor;
+	uint64_t hash;
+	struct cds_lfht_node node; /* bus->topics, bp flavor */
+	ck_stack_entry_t all; /* bus->all_topics, for destroy */
+	size_t namelen;
+	char name[];
+};
+
+/* ---- lanes: one SPSC ring per (publishing thread, executor) ------------- */
+struct lane {
+	struct ck_ring ring __attribute__((aligned(EBUS_CL)));
+	/* producer-written counters, own line */
+	ebus_ctr published __attribute__((aligned(EBUS_CL)));
+	ebus_ctr dropped_full;
+	ebus_ctr rejected_full;
+	ebus_ctr rejected_timeout;
+	/* cold */
+	struct ebus_slot *buf __attribute__((aligned(EBUS_CL)));
+	_Atomic int closed; /* the owning thread exited; set after its last commit */
+	unsigned exec;
+	ck_stack_entry_t link; /* announcement to the executor */
+	struct lane *bus_next, *bus_prev; /* bus->lanes, under lanes_lock */
+};
+
+/* Per (thread, bus) publisher state. Owned by the thread (plain malloc),
+ * because a thread may outlive the bus; reached from the bus only under
+ * the global registry lock (see lane.c). */
+struct producer {
+	_Atomic int busy; /* inside a publish call: shutdown waits for 0 */
+	uint64_t bus_id;
+	struct ebus *bus;
+	struct producer *tls_next;
+	struct producer *bus_next, *bus_prev;
+	unsigned nexec;
+	struct lane *lanes[];
+};
+
+/* ---- executors ---------------------------------------------------------- */
+enum { STOP_NONE = 0, STOP_DRAIN = 1, STOP_DISCARD = 2 };
+
+struct ebus_exec {
+	/* executor-private, hot */
+	struct lane **lanes;
+	unsigned nlanes, cap_lanes;
+	unsigned rr;
+	ebus_ctr delivered, handler_calls, handler_errors;
+	ebus_ctr dropped_no_sub, dropped_shutdown;
+	ebus_ctr finished; /* events taken out of lanes and fully processed */
+	ebus_ctr parks;
+	ebus_ctr lanes_reclaimed;
+	/* signals from other threads */
+	_Atomic uint32_t sleeping __attribute__((aligned(EBUS_CL))); /* futex word */
+	_Atomic int stop;
+	_Atomic uint32_t closed_pending; /* closed lanes not yet reclaimed */
+	_Atomic uint64_t wakeups;
+	ck_stack_t incoming; /* new lanes */
+	/* waiters for progress (flush, blocked publishers) */
+	_Atomic uint32_t progress __attribute__((aligned(EBUS_CL)));
+	_Atomic uint32_t waiters;
+	_Atomic(struct ebus_exec *) blocked_on; /* this executor's thread waits for space there */
+	/* cold */
+	struct ebus *bus __attribute__((aligned(EBUS_CL)));
+	unsigned index;
+	int cpu;
+	pthread_t thread;
+	bool started;
+	/* totals of reclaimed lanes, under bus->lanes_lock */
+	uint64_t ret_published, ret_dropped_full, ret_rejected_full, ret_rejected_timeout;
+	uint64_t lanes_created;
+};
+
+/* ---- synchronous mode: one mutex per stripe replaces the executor ------- */
+struct sync_stripe {
+	pthread_mutex_t lock;
+	ebus_ctr published, delivered, handler_calls, handler_errors, dropped_no_sub, dropped_shutdown;
+} __attribute__((aligned(EBUS_CL)));
+
+/* ---- subscription id table (generational), under ctl_lock -------------- */
+struct idslot {
+	struct ebus_sub *sub; /* NULL when free */
+	uint32_t gen;
+	uint32_t next_free;
+};
+
+enum { BUS_OPEN = 0, BUS_CLOSING = 1, BUS_CLOSED = 2 };
+
+struct ebus {
+	/* read on every publish */
+	_Atomic int state;
+	int sync;
+	unsigned nexec;
+	ebus_full_policy policy;
+	uint64_t block_timeout_ns;
+	size_t max_payload;
+	uint64_t id;
+	struct ebus_exec **exec;
+	struct sync_stripe *stripes;
+	ebus_allocator_t alloc;
+	ebus_error_hook_fn error_hook;
+	void *error_hook_arg;
+	unsigned lane_capacity;
+	ebus_wait wait;
+	unsigned spin_iterations;
+	int shutdown_mode;
+
+	struct cds_lfht *topics;
+	ck_stack_t all_topics;
+
+	/* control plane: topics, subscriptions, the id table, retire list */
+	pthread_mutex_t ctl_lock;
+	struct idslot *ids;
+	uint32_t ids_cap, ids_used, free_head, free_tail;
+	uint32_t tag;
+	struct retire *retired;
+	unsigned nretired;
+	_Atomic int sync_retire_pending;
+
+	/* lanes and producers, for flush/stats/shutdown/reclaim */
+	pthread_mutex_t lanes_lock;
+	struct lane *lanes;
+	struct producer *producers;
+
+	struct ebus *reg_next; /* global registry of live buses (lane.c) */
+	_Atomic uint64_t rejected_shutdown;
+	_Atomic uint64_t unknown_name_drops;
+	_Atomic uint64_t sync_deferred_pending;
+	pthread_mutex_t shutdown_lock;
+};
+
+/* TSan: executors release this before each quiescent state; frees after a
+ * grace period acquire it (the edge liburcu's asm makes invisible). */
+extern char ebus_tsan_gp_token;
+
+/* ---- thread-local identity --------------------------------------------- */
+extern _Thread_local struct ebus_exec *ebus_tls_exec; /* set on executor threads */
+extern _Thread_local unsigned ebus_tls_sync_depth;    /* >0 inside a sync handler */
+
+static inline bool in_handler(void)
+{
+	return ebus_tls_exec != NULL || ebus_tls_sync_depth > 0;
+}
+
+/* ---- allocation --------------------------------------------------------- */
+void *ebus_alloc(struct ebus *bus, size_t size, size_t align);
+void *ebus_zalloc(struct ebus *bus, size_t size, size_t align);
+void ebus_free(struct ebus *bus, void *p, size_t size);
+
+/* ---- module entry points ------------------------------------------------ */
+/* topic.c */
+int ebus_topic_check(const char *name, size_t *len_out);
+uint64_t ebus_hash(const char *s, size_t n);
+int ebus_registry_init(struct ebus *bus);
+void ebus_registry_destroy(struct ebus *bus);
+struct ebus_topic *ebus_registry_find(struct ebus *bus, const char *name, size_t len, uint64_t hash);
+int ebus_registry_intern(struct ebus *bus, const char *name, int executor, struct ebus_topic **out);
+
+/* subs.c */
+void ebus_subs_destroy(struct ebus *bus);
+void ebus_retire(struct ebus *bus, struct retire *r);
+void ebus_retire_flush(struct ebus *bus);
+void ebus_sync_retire_run(struct ebus *bus);
+
+/* lane.c */
+struct producer *ebus_producer_get(struct ebus *bus);
+struct lane *ebus_lane_create(struct ebus *bus, struct producer *p, unsigned exec);
+void ebus_lane_free(struct ebus *bus, struct lane *l);
+void ebus_registry_add_bus(struct ebus *bus);
+void ebus_registry_remove_bus(struct ebus *bus);
+
+/* executor.c */
+int ebus_exec_start(struct ebus *bus, struct ebus_exec *ex);
+void ebus_exec_wake(struct ebus_exec *ex);
+void ebus_exec_notify_progress(struct ebus_exec *ex);
+void ebus_release_payload(struct ebus *bus, struct ebus_slot *s);
+void ebus_dispatch_slot(struct ebus *bus, struct ebus_slot *s, ebus_ctr *delivered,
+                        ebus_ctr *calls, ebus_ctr *errors, ebus_ctr *no_sub);
+
+/* bus.c */
+int ebus_wait_progress(struct ebus_exec *ex, uint64_t deadline);
+
+/* sync.c */
+int ebus_sync_publish(struct ebus_topic *t, const void *data, size_t len, int kind,
+                      ebus_release_fn release, void *arg);
+void ebus_sync_grace_period(struct ebus *bus);
+int ebus_sync_flush(struct ebus *bus, uint64_t timeout_ns);
+void ebus_sync_shutdown(struct ebus *bus, int mode);
+
+#endif

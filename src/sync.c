@@ -1,0 +1,197 @@
+/*
+ * Synchronous mode: publish delivers on the calling thread.
+ *
+ * Each topic maps to a stripe (its "executor" index); a stripe mutex is
+ * held while its subscribers run. That gives the same contract as the
+ * asynchronous bus: a subscription never runs on two threads at once, and
+ * per-topic order is the order in which publishers took the stripe. It also
+ * makes the stripe lock the grace period for subscriber arrays: once a
+ * writer has locked and unlocked every stripe, no handler can still hold an
+ * array it unlinked before (ebus_sync_grace_period).
+ *
+ * A publish from inside a handler does not nest: the event is queued on the
+ * thread and delivered after the handler returns, before the outermost
+ * publish returns (Guava's per-thread queued dispatcher). Nesting would
+ * either deadlock on the stripe or run a subscriber inside itself.
+ */
+#include "internal.h"
+
+#include <sched.h>
+#include <stdlib.h>
+
+struct defer_q {
+	struct ebus_slot *q;
+	size_t head, tail, cap; /* head == tail: empty */
+};
+static _Thread_local struct defer_q tls_defer;
+static pthread_key_t defer_key;
+static pthread_once_t defer_once = PTHREAD_ONCE_INIT;
+
+static void defer_free(void *arg)
+{
+	free(arg);
+	tls_defer.q = NULL;
+	tls_defer.cap = tls_defer.head = tls_defer.tail = 0;
+}
+
+static void defer_key_init(void)
+{
+	(void)pthread_key_create(&defer_key, defer_free);
+}
+
+static int defer_push(const struct ebus_slot *s)
+{
+	struct defer_q *d = &tls_defer;
+	if (d->tail == d->cap) {
+		if (d->head > 0) {
+			memmove(d->q, d->q + d->head, (d->tail - d->head) * sizeof *d->q);
+			d->tail -= d->head;
+			d->head = 0;
+		} else {
+			size_t ncap = d->cap ? d->cap * 2 : 16;
+			struct ebus_slot *n = NULL;
+			if (posix_memalign((void **)&n, EBUS_CL, ncap * sizeof *n) != 0)
+				return EBUS_ERR_NOMEM;
+			if (d->tail)
+				memcpy(n, d->q, d->tail * sizeof *n);
+			free(d->q);
+			d->q = n;
+			d->cap = ncap;
+			pthread_once(&defer_once, defer_key_init);
+			(void)pthread_setspecific(defer_key, n);
+		}
+	}
+	d->q[d->tail++] = *s;
+	return EBUS_OK;
+}
+
+static bool defer_pop(struct ebus_slot *out)
+{
+	struct defer_q *d = &tls_defer;
+	if (d->head == d->tail)
+		return false;
+	*out = d->q[d->head++];
+	if (d->head == d->tail)
+		d->head = d->tail = 0;
+	return true;
+}
+
+static void run_locked(struct ebus *bus, struct sync_stripe *st, struct ebus_slot *s)
+{
+	ctr_add(&st->published, 1);
+	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN &&
+	    bus->shutdown_mode == STOP_DISCARD) {
+		ctr_add(&st->dropped_shutdown, 1);
+		ebus_release_payload(bus, s);
+		return;
+	}
+	ebus_tls_sync_depth++;
+	ebus_dispatch_slot(bus, s, &st->delivered, &st->handler_calls, &st->handler_errors,
+	                   &st->dropped_no_sub);
+	ebus_tls_sync_depth--;
+}
+
+static void drain_deferred(void)
+{
+	struct ebus_slot s;
+	while (defer_pop(&s)) {
+		struct ebus *bus = s.topic->bus;
+		struct sync_stripe *st = &bus->stripes[s.topic->executor];
+		pthread_mutex_lock(&st->lock);
+		run_locked(bus, st, &s);
+		pthread_mutex_unlock(&st->lock);
+		atomic_fetch_sub_explicit(&bus->sync_deferred_pending, 1, memory_order_release);
+		ebus_sync_retire_run(bus);
+	}
+}
+
+int ebus_sync_publish(struct ebus_topic *t, const void *data, size_t len, int kind,
+                      ebus_release_fn release, void *arg)
+{
+	struct ebus *bus = t->bus;
+	struct sync_stripe *st = &bus->stripes[t->executor];
+	struct ebus_slot s;
+	int rc;
+
+	s.topic = t;
+	s.ts = 0;
+	s.len = (uint32_t)len;
+	if (ebus_tls_sync_depth > 0) {
+		/* Inside a handler: queue a copy, deliver after it returns. */
+		if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN) {
+			atomic_fetch_add_explicit(&bus->rejected_shutdown, 1, memory_order_relaxed);
+			return EBUS_ERR_SHUTDOWN;
+		}
+		if (kind == SLOT_REF) {
+			s.kind = SLOT_REF;
+			s.u.ref.ptr = (void *)data;
+			s.u.ref.release = release;
+			s.u.ref.arg = arg;
+		} else if (len <= EBUS_INLINE_MAX) {
+			s.kind = SLOT_INLINE;
+			if (len)
+				memcpy(s.u.data, data, len);
+		} else {
+			void *copy = ebus_alloc(bus, len, 16);
+			if (!copy)
+				return EBUS_ERR_NOMEM;
+			memcpy(copy, data, len);
+			s.kind = SLOT_OWNED;
+			s.u.ref.ptr = copy;
+		}
+		rc = defer_push(&s);
+		if (rc) {
+			if (s.kind == SLOT_OWNED)
+				ebus_free(bus, s.u.ref.ptr, len);
+			return rc;
+		}
+		atomic_fetch_add_explicit(&bus->sync_deferred_pending, 1, memory_order_relaxed);
+		return EBUS_OK;
+	}
+	/* Outermost: the caller's buffer outlives the delivery; no copy. */
+	s.kind = SLOT_REF;
+	s.u.ref.ptr = (void *)data;
+	s.u.ref.release = kind == SLOT_REF ? release : NULL;
+	s.u.ref.arg = arg;
+	pthread_mutex_lock(&st->lock);
+	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN) {
+		pthread_mutex_unlock(&st->lock);
+		atomic_fetch_add_explicit(&bus->rejected_shutdown, 1, memory_order_relaxed);
+		return EBUS_ERR_SHUTDOWN;
+	}
+	run_locked(bus, st, &s);
+	pthread_mutex_unlock(&st->lock);
+	drain_deferred();
+	ebus_sync_retire_run(bus);
+	return EBUS_OK;
+}
+
+void ebus_sync_grace_period(struct ebus *bus)
+{
+	for (unsigned i = 0; i < bus->nexec; i++) {
+		pthread_mutex_lock(&bus->stripes[i].lock);
+		pthread_mutex_unlock(&bus->stripes[i].lock);
+	}
+}
+
+int ebus_sync_flush(struct ebus *bus, uint64_t timeout_ns)
+{
+	uint64_t deadline = timeout_ns ? ebus_now_ns() + timeout_ns : 0;
+	if (ebus_tls_sync_depth > 0)
+		return EBUS_ERR_DEADLOCK;
+	ebus_sync_grace_period(bus);
+	while (atomic_load_explicit(&bus->sync_deferred_pending, memory_order_acquire)) {
+		if (deadline && ebus_now_ns() >= deadline)
+			return EBUS_ERR_TIMEOUT;
+		sched_yield();
+	}
+	return EBUS_OK;
+}
+
+void ebus_sync_shutdown(struct ebus *bus, int mode)
+{
+	(void)mode; /* run_locked reads bus->shutdown_mode */
+	ebus_sync_grace_period(bus);
+	while (atomic_load_explicit(&bus->sync_deferred_pending, memory_order_acquire))
+		sched_yield();
+}
