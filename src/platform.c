@@ -30,10 +30,10 @@ void ebus_platform_init(void)
 
 void ebus_fence_heavy(void)
 {
-	atomic_thread_fence(memory_order_seq_cst);
+	ck_pr_fence_memory();
 	if (ebus_have_membarrier)
 		(void)syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
-	atomic_thread_fence(memory_order_seq_cst);
+	ck_pr_fence_memory();
 }
 
 void ebus_futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns)
