@@ -197,7 +197,10 @@ void ebus_retire_flush(struct ebus *bus)
 /* Sync bus, at the end of an outermost publish (no stripe held). */
 void ebus_sync_retire_run(struct ebus *bus)
 {
-	if (!atomic_exchange_explicit(&bus->sync_retire_pending, 0, memory_order_acq_rel))
+	/* Plain load first: this runs after every synchronous publish, and an
+	 * RMW would bounce the line between publishing threads. */
+	if (!atomic_load_explicit(&bus->sync_retire_pending, memory_order_relaxed) ||
+	    !atomic_exchange_explicit(&bus->sync_retire_pending, 0, memory_order_acq_rel))
 		return;
 	ebus_retire_flush(bus);
 }
