@@ -475,7 +475,7 @@ static bool flush_done(void *arg)
 	struct flush_ctx *c = arg;
 	if (atomic_load_explicit(&c->bus->state, memory_order_acquire) == BUS_CLOSED)
 		return true;
-	return ctr_get(&c->ex->finished) >= c->target &&
+	return ctr_get_acquire(&c->ex->finished) >= c->target &&
 	       atomic_load_explicit(&c->ex->closed_pending, memory_order_acquire) == 0;
 }
 
@@ -595,6 +595,7 @@ void ebus_destroy(ebus_t *bus)
 	/* Every call_rcu queued by this bus's executors has run. */
 	urcu_qsbr_barrier();
 	EBUS_TSAN_ACQUIRE(&ebus_tsan_gp_token);
+	EBUS_TSAN_ACQUIRE(&ebus_tsan_cb_token);
 	ebus_subs_destroy(bus);
 	ebus_registry_destroy(bus);
 	bus_free_memory(bus);

@@ -159,7 +159,7 @@ static unsigned lane_drain(struct ebus_exec *ex, struct lane *l, unsigned max, i
 	}
 	EBUS_TSAN_RELEASE(&l->ring.c_head); /* slot reads before the producer reuses them */
 	__atomic_store_n(&l->ring.c_head, c + n, __ATOMIC_RELEASE);
-	ctr_add(&ex->finished, n);
+	ctr_add_release(&ex->finished, n);
 	return n;
 }
 
@@ -184,6 +184,13 @@ static void reclaim_closed(struct ebus_exec *ex)
 		pthread_mutex_unlock(&bus->lanes_lock);
 		ex->lanes[i] = ex->lanes[--ex->nlanes];
 		freed++;
+	}
+	if (freed && ex->nlanes == 0) {
+		/* No publisher left: give the lane table back too, so a burst of
+		 * short-lived threads leaves no memory behind. */
+		ebus_free(bus, ex->lanes, ex->cap_lanes * sizeof ex->lanes[0]);
+		ex->lanes = NULL;
+		ex->cap_lanes = 0;
 	}
 	if (freed)
 		atomic_fetch_sub_explicit(&ex->closed_pending, freed, memory_order_seq_cst);

@@ -55,6 +55,17 @@ static inline void ctr_add(ebus_ctr *c, uint64_t n)
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
 	                      memory_order_relaxed);
 }
+/* For counters that publish progress (flush waits on them): release, so a
+ * reader that acquires the new value also sees the handlers' effects. */
+static inline void ctr_add_release(ebus_ctr *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+	                      memory_order_release);
+}
+static inline uint64_t ctr_get_acquire(ebus_ctr *c)
+{
+	return atomic_load_explicit(c, memory_order_acquire);
+}
 static inline uint64_t ctr_get(ebus_ctr *c)
 {
 	return atomic_load_explicit(c, memory_order_relaxed);
@@ -245,6 +256,7 @@ struct ebus {
 /* TSan: executors release this before each quiescent state; frees after a
  * grace period acquire it (the edge liburcu's asm makes invisible). */
 extern char ebus_tsan_gp_token;
+extern char ebus_tsan_cb_token; /* released by every call_rcu callback */
 
 /* ---- thread-local identity --------------------------------------------- */
 extern _Thread_local struct ebus_exec *ebus_tls_exec; /* set on executor threads */

@@ -26,6 +26,7 @@
 #include "internal.h"
 
 char ebus_tsan_gp_token;
+char ebus_tsan_cb_token;
 
 #define RETIRE_BATCH 32
 #define ID_NONE UINT32_MAX
@@ -129,6 +130,7 @@ static void retire_cb(struct rcu_head *h)
 	struct retire *r = caa_container_of(h, struct retire, rcu);
 	EBUS_TSAN_ACQUIRE(&ebus_tsan_gp_token);
 	r->free(r);
+	EBUS_TSAN_RELEASE(&ebus_tsan_cb_token); /* rcu_barrier in ebus_destroy */
 }
 
 /* Caller holds ctl_lock. */
