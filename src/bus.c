@@ -612,7 +612,7 @@ static void exec_stats(struct ebus *bus, unsigned i, ebus_stats_t *s)
 	s->dropped_no_subscriber += ctr_get(&ex->dropped_no_sub);
 	s->dropped_shutdown += ctr_get(&ex->dropped_shutdown);
 	s->parks += ctr_get(&ex->parks);
-	s->wakeups += atomic_load_explicit(&ex->wakeups, memory_order_relaxed);
+	s->wakeups += ctr_get(&ex->wakeups);
 	s->lanes_reclaimed += ctr_get(&ex->lanes_reclaimed);
 	/* under lanes_lock (caller) */
 	s->published += ex->ret_published;

@@ -75,10 +75,8 @@ void ebus_dispatch_slot(struct ebus *bus, struct ebus_slot *s, ebus_ctr *deliver
 
 void ebus_exec_wake(struct ebus_exec *ex)
 {
-	if (atomic_exchange_explicit(&ex->sleeping, 0, memory_order_seq_cst)) {
-		atomic_fetch_add_explicit(&ex->wakeups, 1, memory_order_relaxed);
+	if (atomic_exchange_explicit(&ex->sleeping, 0, memory_order_seq_cst))
 		ebus_futex_wake(&ex->sleeping, 1);
-	}
 }
 
 /* Tells flush waiters and blocked publishers that this executor moved. */
@@ -242,6 +240,7 @@ static void park(struct ebus_exec *ex)
 	while (atomic_load_explicit(&ex->sleeping, memory_order_acquire))
 		ebus_futex_wait(&ex->sleeping, 1, 0);
 	urcu_qsbr_thread_online();
+	ctr_add(&ex->wakeups, 1);
 }
 
 static void *exec_main(void *arg)

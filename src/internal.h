@@ -172,13 +172,12 @@ struct ebus_exec {
 	ebus_ctr delivered, handler_calls, handler_errors;
 	ebus_ctr dropped_no_sub, dropped_shutdown;
 	ebus_ctr finished; /* events taken out of lanes and fully processed */
-	ebus_ctr parks;
+	ebus_ctr parks, wakeups;
 	ebus_ctr lanes_reclaimed;
 	/* signals from other threads */
 	_Atomic uint32_t sleeping __attribute__((aligned(EBUS_CL))); /* futex word */
 	_Atomic int stop;
 	_Atomic uint32_t closed_pending; /* closed lanes not yet reclaimed */
-	_Atomic uint64_t wakeups;
 	ck_stack_t incoming; /* new lanes */
 	/* waiters for progress (flush, blocked publishers) */
 	_Atomic uint32_t progress __attribute__((aligned(EBUS_CL)));

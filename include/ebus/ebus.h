@@ -334,8 +334,8 @@ typedef struct ebus_stats {
 	uint64_t lanes_live;            /* lanes not yet reclaimed */
 	uint64_t lanes_created;
 	uint64_t lanes_reclaimed;
-	uint64_t parks;                 /* times an executor went to sleep */
-	uint64_t wakeups;               /* futex wakes sent to a parked executor */
+	uint64_t parks;                 /* times an executor went to sleep (futex) */
+	uint64_t wakeups;               /* times it woke from such a sleep */
 } ebus_stats_t;
 
 /* Totals over all executors (executor < 0) or one executor.

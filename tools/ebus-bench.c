@@ -1,0 +1,354 @@
+/*
+ * ebus-bench: scenario benchmark of ebus against references measured in the
+ * same process and run (a raw ck_ring SPSC ring, a mutex+condvar queue and,
+ * when built with it, ZeroMQ inproc PUB/SUB). Every claim is a ratio to a
+ * reference from the same run; every run verifies count, order and a
+ * checksum, and a failed run makes the exit status non-zero.
+ *
+ * This file: options, the header, and the scenario table. The driver and
+ * the systems live in bench/.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "bench/bench.h"
+
+#include <ck_md.h>
+#include <ebus/ebus.h>
+#include <errno.h>
+#include <getopt.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+#ifdef EBUS_BENCH_HAVE_ZMQ
+#include <zmq.h>
+#endif
+
+#define DEFAULT_EVENTS 2000000ull
+#define QUICK_EVENTS 500000ull
+#define DEFAULT_RUNS 5u
+#define MAX_RUNS 1000u
+
+/* Scenarios by name; NULL marks one that is planned but not written yet. */
+static const struct {
+	const char *name;
+	const bench_scenario *sc;
+} scenarios[] = {
+	{"throughput", &bench_scenario_throughput},
+	{"fanout", NULL},
+	{"multi", NULL},
+	{"pingpong", NULL},
+	{"latency", NULL},
+	{"by-name", NULL},
+};
+
+static const struct {
+	const char *name;
+	ebus_wait wait;
+} waits[] = {
+	{"default", EBUS_WAIT_DEFAULT},
+	{"busy", EBUS_WAIT_BUSY_SPIN},
+	{"yield", EBUS_WAIT_SPIN_YIELD},
+	{"park", EBUS_WAIT_SPIN_PARK},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: ebus-bench [options]\n"
+	        "\n"
+	        "Runs a scenario through ebus and through references in the same process,\n"
+	        "interleaved, and prints medians and ratios. Every run is verified (count,\n"
+	        "order, checksum); any failure makes the exit status non-zero.\n"
+	        "\n"
+	        "  --scenario NAME   throughput (default; fanout, multi, pingpong, latency,\n"
+	        "                    by-name are planned)\n"
+	        "  --events N        events per run (default %llu; --quick: %llu)\n"
+	        "  --runs N          timed runs per system, after one warm-up each (default %u)\n"
+	        "  --payload BYTES   payload size, at least %d (default 32); above %d bytes\n"
+	        "                    ebus copies into a bus-owned buffer\n"
+	        "  --capacity N      lane / ring / queue capacity, a power of two in [4, 2^24]\n"
+	        "                    (default 1024; each holds N-1 events)\n"
+	        "  --wait W          ebus executor wait strategy: default|busy|yield|park\n"
+	        "                    (default: the bus's default)\n"
+	        "  --cpus P,C        pin the publisher to CPU P and the consumer/executor to C\n"
+	        "  --quick           fewer events (%llu), for a run well under a minute\n"
+	        "  --timeout SEC     a run not done after SEC seconds is a failure (default 60)\n"
+	        "  --json            one JSON object per system on stdout; header on stderr\n"
+	        "  -v, --verbose     one line per run on stderr (ebus: executor parks/wakeups)\n"
+	        "  -h, --help        this text\n",
+	        DEFAULT_EVENTS, QUICK_EVENTS, DEFAULT_RUNS, BENCH_PAYLOAD_MIN, EBUS_INLINE_MAX,
+	        QUICK_EVENTS);
+}
+
+/* Unsigned decimal; ',' and '_' may separate digits ("2,000,000"). */
+static int parse_u64(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	int digits = 0;
+
+	for (; *s; s++) {
+		if (*s == ',' || *s == '_')
+			continue;
+		if (*s < '0' || *s > '9')
+			return -1;
+		if (v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+		digits++;
+	}
+	if (!digits)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int cpu_allowed(int cpu)
+{
+	cpu_set_t set;
+	if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof set, &set) != 0)
+		return 0;
+	return CPU_ISSET(cpu, &set);
+}
+
+static int parse_cpus(const char *s, int *pub, int *sub)
+{
+	char *end;
+	long a, b;
+
+	errno = 0;
+	a = strtol(s, &end, 10);
+	if (end == s || *end != ',')
+		return -1;
+	s = end + 1;
+	b = strtol(s, &end, 10);
+	if (end == s || *end != '\0' || errno)
+		return -1;
+	if (a < 0 || b < 0 || a >= CPU_SETSIZE || b >= CPU_SETSIZE)
+		return -1;
+	*pub = (int)a;
+	*sub = (int)b;
+	return 0;
+}
+
+static void cpu_model(char *buf, size_t n)
+{
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[512];
+
+	snprintf(buf, n, "unknown CPU");
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f)) {
+		char *colon;
+		if (strncmp(line, "model name", 10) != 0 || !(colon = strchr(line, ':')))
+			continue;
+		colon++;
+		while (*colon == ' ' || *colon == '\t')
+			colon++;
+		colon[strcspn(colon, "\n")] = '\0';
+		snprintf(buf, n, "%s", colon);
+		break;
+	}
+	fclose(f);
+}
+
+static void header(FILE *f, int argc, char **argv, const bench_scenario *sc, const bench_opts *o)
+{
+	char model[256];
+	struct utsname u;
+	cpu_set_t set;
+	int allowed = 0;
+
+	cpu_model(model, sizeof model);
+	if (sched_getaffinity(0, sizeof set, &set) == 0)
+		allowed = CPU_COUNT(&set);
+	if (uname(&u) != 0)
+		snprintf(u.release, sizeof u.release, "?");
+
+	fprintf(f, "# ebus-bench: ebus %s, ck %s", ebus_version(), CK_VERSION);
+#ifdef EBUS_BENCH_HAVE_ZMQ
+	{
+		int ma, mi, pa;
+		zmq_version(&ma, &mi, &pa);
+		fprintf(f, ", zmq %d.%d.%d", ma, mi, pa);
+	}
+#else
+	fprintf(f, ", zmq not built in");
+#endif
+	fprintf(f, "\n# machine: %ld CPUs online, %d allowed, %s, Linux %s\n",
+	        sysconf(_SC_NPROCESSORS_ONLN), allowed, model, u.release);
+	fprintf(f, "# command:");
+	for (int i = 0; i < argc; i++)
+		fprintf(f, " %s", argv[i]);
+	fprintf(f, "\n# scenario %s: %s\n", sc->name, sc->what);
+	fprintf(f, "#   %llu events x %u runs per system (+1 untimed warm-up each), round-robin;"
+	           " payload %zu B; capacity %u (%u usable); ebus wait %s; ",
+	        (unsigned long long)o->events, o->runs, o->payload, o->capacity, o->capacity - 1,
+	        o->wait_name);
+	if (o->cpu_pub >= 0)
+		fprintf(f, "publisher on CPU %d, consumer on CPU %d\n", o->cpu_pub, o->cpu_sub);
+	else
+		fprintf(f, "not pinned\n");
+	fflush(f);
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_SCENARIO = 256, OPT_EVENTS, OPT_RUNS, OPT_PAYLOAD, OPT_CAPACITY, OPT_WAIT,
+	       OPT_CPUS, OPT_QUICK, OPT_JSON, OPT_TIMEOUT, OPT_VERBOSE, OPT_HELP };
+	static const struct option longopts[] = {
+		{"scenario", required_argument, NULL, OPT_SCENARIO},
+		{"events", required_argument, NULL, OPT_EVENTS},
+		{"runs", required_argument, NULL, OPT_RUNS},
+		{"payload", required_argument, NULL, OPT_PAYLOAD},
+		{"capacity", required_argument, NULL, OPT_CAPACITY},
+		{"wait", required_argument, NULL, OPT_WAIT},
+		{"cpus", required_argument, NULL, OPT_CPUS},
+		{"quick", no_argument, NULL, OPT_QUICK},
+		{"json", no_argument, NULL, OPT_JSON},
+		{"timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"verbose", no_argument, NULL, OPT_VERBOSE},
+		{"help", no_argument, NULL, OPT_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	bench_opts o;
+	const bench_scenario *sc = NULL;
+	int events_set = 0, c, found;
+	uint64_t v;
+
+	memset(&o, 0, sizeof o);
+	o.scenario = "throughput";
+	o.events = DEFAULT_EVENTS;
+	o.runs = DEFAULT_RUNS;
+	o.payload = 32;
+	o.capacity = 1024;
+	o.wait = EBUS_WAIT_DEFAULT;
+	o.wait_name = "default";
+	o.cpu_pub = o.cpu_sub = -1;
+	o.timeout_s = 60;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "hv", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_SCENARIO:
+			o.scenario = optarg;
+			break;
+		case OPT_EVENTS:
+			if (parse_u64(optarg, &v) || v == 0) {
+				fprintf(stderr, "ebus-bench: --events wants a positive integer, not '%s'\n", optarg);
+				return 2;
+			}
+			o.events = v;
+			events_set = 1;
+			break;
+		case OPT_RUNS:
+			if (parse_u64(optarg, &v) || v == 0 || v > MAX_RUNS) {
+				fprintf(stderr, "ebus-bench: --runs wants 1..%u, not '%s'\n", MAX_RUNS, optarg);
+				return 2;
+			}
+			o.runs = (unsigned)v;
+			break;
+		case OPT_PAYLOAD:
+			if (parse_u64(optarg, &v) || v < BENCH_PAYLOAD_MIN || v > UINT32_MAX) {
+				fprintf(stderr, "ebus-bench: --payload wants %d..%u bytes, not '%s'\n",
+				        BENCH_PAYLOAD_MIN, UINT32_MAX, optarg);
+				return 2;
+			}
+			o.payload = (size_t)v;
+			break;
+		case OPT_CAPACITY:
+			if (parse_u64(optarg, &v) || v < 4 || v > (1u << 24) || (v & (v - 1))) {
+				fprintf(stderr, "ebus-bench: --capacity wants a power of two in [4, 2^24], not '%s'\n",
+				        optarg);
+				return 2;
+			}
+			o.capacity = (unsigned)v;
+			break;
+		case OPT_WAIT:
+			found = 0;
+			for (size_t i = 0; i < sizeof waits / sizeof waits[0]; i++) {
+				if (strcmp(optarg, waits[i].name) == 0) {
+					o.wait = waits[i].wait;
+					o.wait_name = waits[i].name;
+					found = 1;
+				}
+			}
+			if (!found) {
+				fprintf(stderr, "ebus-bench: --wait wants default, busy, yield or park, not '%s'\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		case OPT_CPUS:
+			if (parse_cpus(optarg, &o.cpu_pub, &o.cpu_sub)) {
+				fprintf(stderr, "ebus-bench: --cpus wants two CPU ids, e.g. 0,1, not '%s'\n", optarg);
+				return 2;
+			}
+			if (!cpu_allowed(o.cpu_pub) || !cpu_allowed(o.cpu_sub)) {
+				fprintf(stderr, "ebus-bench: --cpus %s: CPU not available to this process\n", optarg);
+				return 2;
+			}
+			break;
+		case OPT_QUICK:
+			o.quick = 1;
+			break;
+		case OPT_JSON:
+			o.json = 1;
+			break;
+		case OPT_TIMEOUT:
+			if (parse_u64(optarg, &v) || v == 0 || v > 86400) {
+				fprintf(stderr, "ebus-bench: --timeout wants 1..86400 seconds, not '%s'\n", optarg);
+				return 2;
+			}
+			o.timeout_s = (unsigned)v;
+			break;
+		case OPT_VERBOSE:
+		case 'v':
+			o.verbose = 1;
+			break;
+		case OPT_HELP:
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			if (optopt)
+				fprintf(stderr, "ebus-bench: option '%s' needs an argument or is unknown\n",
+				        argv[optind - 1]);
+			else
+				fprintf(stderr, "ebus-bench: unknown option '%s'\n", argv[optind - 1]);
+			fprintf(stderr, "try 'ebus-bench --help'\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ebus-bench: unexpected argument '%s'\n", argv[optind]);
+		fprintf(stderr, "try 'ebus-bench --help'\n");
+		return 2;
+	}
+	if (o.quick && !events_set)
+		o.events = QUICK_EVENTS;
+
+	found = 0;
+	for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
+		if (strcmp(o.scenario, scenarios[i].name) == 0) {
+			sc = scenarios[i].sc;
+			found = 1;
+		}
+	}
+	if (!found) {
+		fprintf(stderr, "ebus-bench: unknown scenario '%s' (known: throughput)\n", o.scenario);
+		return 2;
+	}
+	if (!sc) {
+		fprintf(stderr, "ebus-bench: scenario '%s' is not implemented yet (known: throughput)\n",
+		        o.scenario);
+		return 2;
+	}
+	o.progress = isatty(STDERR_FILENO);
+
+	header(o.json ? stderr : stdout, argc, argv, sc, &o);
+	return bench_run_scenario(sc, &o);
+}
