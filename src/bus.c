@@ -10,7 +10,7 @@
 
 #define DEFAULT_CAPACITY 1024u
 #define MAX_CAPACITY (1u << 24)
-#define DEFAULT_SPIN 4096u
+#define DEFAULT_SPIN 256u
 #define DEFAULT_MAX_PAYLOAD (1u << 20)
 #define BLOCK_SPINS 64
 #define BLOCK_YIELDS 16

@@ -148,7 +148,7 @@ typedef struct ebus_config {
 	const int *cpus;            /* NULL, or `executors` CPU ids to pin executor i to;
 	                               -1 leaves executor i unpinned */
 	ebus_wait wait;             /* idle strategy of the executors */
-	unsigned spin_iterations;   /* polls before yielding/parking; 0 = 4096 */
+	unsigned spin_iterations;   /* idle polls before yielding/parking; 0 = 256 */
 	ebus_full_policy full_policy;
 	uint64_t block_timeout_ns;  /* EBUS_FULL_BLOCK gives up after this; 0 = forever */
 	size_t max_payload;         /* 0 = 1 MiB */
