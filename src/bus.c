@@ -174,6 +174,7 @@ int ebus_create(const ebus_config_t *cfg, ebus_t **out)
 			ex->bus = bus;
 			ex->index = i;
 			ex->cpu = cfg->cpus ? cfg->cpus[i] : -1;
+			atomic_init(&ex->wake_at, UINT64_MAX);
 			ck_stack_init(&ex->incoming);
 			bus->exec[i] = ex;
 		}
@@ -210,34 +211,38 @@ unsigned ebus_executor_count(const ebus_t *bus)
 /* ---- waiting for executor progress --------------------------------------- */
 
 /*
- * Sleeps until the executor reports progress (a batch, a park, its exit) or
- * the deadline (0 = none). Returns EBUS_ERR_TIMEOUT past the deadline. The
- * caller re-checks its own condition; `recheck` is evaluated after this
- * thread is visible as a waiter, so no notification can be lost.
+ * Futex sleep on the executor's progress word, lost-wakeup-safe: the
+ * caller has already announced itself (flush: waiters + wake_at; a blocked
+ * publisher: lane->space_wait); heavy fence; read the word; re-check the
+ * condition; only then sleep. The executor's light fence pairs with ours.
+ * Returns EBUS_ERR_TIMEOUT past the deadline (0 = none).
  */
-static int wait_progress(struct ebus_exec *ex, uint64_t deadline,
-                         bool (*recheck)(void *), void *arg)
+static int sleep_progress(struct ebus_exec *ex, uint64_t deadline, bool (*done)(void *), void *arg)
 {
 	uint64_t now, timeout = 0;
 	uint32_t v;
-	int rc = EBUS_OK;
 
-	atomic_fetch_add_explicit(&ex->waiters, 1, memory_order_seq_cst);
 	ebus_fence_heavy();
 	v = atomic_load_explicit(&ex->progress, memory_order_acquire);
-	if (!recheck(arg)) {
-		if (deadline) {
-			now = ebus_now_ns();
-			if (now >= deadline)
-				rc = EBUS_ERR_TIMEOUT;
-			else
-				timeout = deadline - now;
-		}
-		if (rc == EBUS_OK)
-			ebus_futex_wait(&ex->progress, v, timeout);
+	if (done(arg))
+		return EBUS_OK;
+	if (deadline) {
+		now = ebus_now_ns();
+		if (now >= deadline)
+			return EBUS_ERR_TIMEOUT;
+		timeout = deadline - now;
 	}
-	atomic_fetch_sub_explicit(&ex->waiters, 1, memory_order_relaxed);
-	return rc;
+	ebus_futex_wait(&ex->progress, v, timeout);
+	return EBUS_OK;
+}
+
+static void wake_at_min(struct ebus_exec *ex, uint64_t target)
+{
+	uint64_t cur = atomic_load_explicit(&ex->wake_at, memory_order_relaxed);
+	while (target < cur &&
+	       !atomic_compare_exchange_weak_explicit(&ex->wake_at, &cur, target,
+	                                              memory_order_seq_cst, memory_order_relaxed))
+		;
 }
 
 static uint64_t deadline_after(uint64_t timeout_ns)
@@ -318,16 +323,20 @@ static int full_block(struct ebus *bus, struct lane *lane, struct ebus_slot **sl
 			ebus_cpu_relax();
 		else if (spins < BLOCK_SPINS + BLOCK_YIELDS)
 			sched_yield();
-		else if (wait_progress(target, deadline, full_recheck, &c) == EBUS_OK && c.slot)
-			break;
+		else {
+			atomic_store_explicit(&lane->space_wait, 1, memory_order_relaxed);
+			if (sleep_progress(target, deadline, full_recheck, &c) == EBUS_OK && c.slot)
+				break;
+		}
 	}
+	atomic_store_explicit(&lane->space_wait, 0, memory_order_relaxed);
 	if (self)
 		atomic_store_explicit(&self->blocked_on, NULL, memory_order_seq_cst);
 	*slot = c.slot;
 	return rc;
 }
 
-static int publish_async(struct ebus_topic *t, const void *data, size_t len, bool by_ref,
+static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, bool by_ref,
                          ebus_release_fn release, void *arg, ebus_full_policy policy)
 {
 	struct ebus *bus = t->bus;
@@ -406,7 +415,7 @@ out:
 	return rc;
 }
 
-static int publish(struct ebus_topic *t, const void *data, size_t len, bool by_ref,
+static int publish(struct ebus_topic_s *t, const void *data, size_t len, bool by_ref,
                    ebus_release_fn release, void *arg, ebus_full_policy policy)
 {
 	if (EBUS_UNLIKELY(!t || (!data && len)))
@@ -438,7 +447,7 @@ int ebus_publish_ref(ebus_topic_t *t, void *data, size_t len, ebus_release_fn re
 int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t len)
 {
 	size_t n;
-	struct ebus_topic *t;
+	struct ebus_topic_s *t;
 	int rc;
 
 	if (!bus)
@@ -497,8 +506,17 @@ int ebus_flush(ebus_t *bus, uint64_t timeout_ns)
 			if (l->exec == i)
 				c.target += ctr_get(&l->published);
 		pthread_mutex_unlock(&bus->lanes_lock);
+		/* Yield a little first: most flushes end within a few batches, and
+		 * a sleeping waiter costs the executor a futex wake. */
+		for (unsigned y = 0; y < 64 && !flush_done(&c); y++)
+			sched_yield();
 		while (!flush_done(&c)) {
-			if (wait_progress(c.ex, deadline, flush_done, &c) == EBUS_ERR_TIMEOUT)
+			int rc;
+			atomic_fetch_add_explicit(&c.ex->waiters, 1, memory_order_relaxed);
+			wake_at_min(c.ex, c.target);
+			rc = sleep_progress(c.ex, deadline, flush_done, &c);
+			atomic_fetch_sub_explicit(&c.ex->waiters, 1, memory_order_relaxed);
+			if (rc == EBUS_ERR_TIMEOUT)
 				return EBUS_ERR_TIMEOUT;
 		}
 	}
@@ -509,10 +527,8 @@ int ebus_flush(ebus_t *bus, uint64_t timeout_ns)
 
 static void poke_waiters(struct ebus *bus)
 {
-	for (unsigned i = 0; i < bus->nexec; i++) {
-		atomic_fetch_add_explicit(&bus->exec[i]->progress, 1, memory_order_seq_cst);
-		ebus_futex_wake(&bus->exec[i]->progress, INT32_MAX);
-	}
+	for (unsigned i = 0; i < bus->nexec; i++)
+		ebus_exec_notify_all(bus->exec[i]);
 }
 
 static void stop_executors(struct ebus *bus, int mode)

@@ -41,7 +41,7 @@ void ebus_release_payload(struct ebus *bus, struct ebus_slot *s)
 void ebus_dispatch_slot(struct ebus *bus, struct ebus_slot *s, ebus_ctr *delivered,
                         ebus_ctr *calls, ebus_ctr *errors, ebus_ctr *no_sub)
 {
-	struct ebus_topic *t = s->topic;
+	struct ebus_topic_s *t = s->topic;
 	struct subarr *a = atomic_load_explicit(&t->subs, memory_order_acquire);
 	ebus_event_t ev;
 
@@ -79,16 +79,29 @@ void ebus_exec_wake(struct ebus_exec *ex)
 		ebus_futex_wake(&ex->sleeping, 1);
 }
 
-/* Tells flush waiters and blocked publishers that this executor moved. */
-void ebus_exec_notify_progress(struct ebus_exec *ex)
+void ebus_exec_notify_all(struct ebus_exec *ex)
 {
-	/* Light side of the asymmetric fence; waiters run the heavy side after
-	 * announcing themselves (see wait_progress in bus.c). */
+	atomic_fetch_add_explicit(&ex->progress, 1, memory_order_seq_cst);
+	ebus_futex_wake(&ex->progress, INT32_MAX);
+}
+
+/*
+ * Tells flush waiters that this executor moved, but only when one of them
+ * can be done (its target reached) or the executor is idle: a futex wake
+ * per batch would cost the executor more than the batch. Light side of the
+ * asymmetric fence; waiters run the heavy side after announcing themselves
+ * (wait_progress in bus.c).
+ */
+void ebus_exec_notify_progress(struct ebus_exec *ex, bool idle)
+{
 	ebus_fence_light();
-	if (atomic_load_explicit(&ex->waiters, memory_order_relaxed)) {
-		atomic_fetch_add_explicit(&ex->progress, 1, memory_order_seq_cst);
-		ebus_futex_wake(&ex->progress, INT32_MAX);
-	}
+	if (EBUS_LIKELY(!atomic_load_explicit(&ex->waiters, memory_order_relaxed)))
+		return;
+	if (!idle && ctr_get(&ex->finished) <
+	                 atomic_load_explicit(&ex->wake_at, memory_order_relaxed))
+		return;
+	atomic_store_explicit(&ex->wake_at, UINT64_MAX, memory_order_relaxed);
+	ebus_exec_notify_all(ex);
 }
 
 /* ---- lanes, consumer side ------------------------------------------------ */
@@ -158,6 +171,15 @@ static unsigned lane_drain(struct ebus_exec *ex, struct lane *l, unsigned max, i
 	EBUS_TSAN_RELEASE(&l->ring.c_head); /* slot reads before the producer reuses them */
 	__atomic_store_n(&l->ring.c_head, c + n, __ATOMIC_RELEASE);
 	ctr_add_release(&ex->finished, n);
+	/* A producer blocked on this full lane sleeps until it is half empty:
+	 * one wake per half lane, not per batch. Light fence against the
+	 * producer's heavy one (full_block in bus.c). */
+	ebus_fence_light();
+	if (EBUS_UNLIKELY(atomic_load_explicit(&l->space_wait, memory_order_relaxed)) &&
+	    p - (c + n) <= mask / 2) {
+		atomic_store_explicit(&l->space_wait, 0, memory_order_relaxed);
+		ebus_exec_notify_all(ex);
+	}
 	return n;
 }
 
@@ -234,7 +256,7 @@ static void park(struct ebus_exec *ex)
 		return;
 	}
 	ctr_add(&ex->parks, 1);
-	ebus_exec_notify_progress(ex);
+	ebus_exec_notify_progress(ex, true);
 	EBUS_TSAN_RELEASE(&ebus_tsan_gp_token);
 	urcu_qsbr_thread_offline();
 	while (atomic_load_explicit(&ex->sleeping, memory_order_acquire))
@@ -266,7 +288,7 @@ static void *exec_main(void *arg)
 		urcu_qsbr_quiescent_state();
 		if (n) {
 			idle = 0;
-			ebus_exec_notify_progress(ex);
+			ebus_exec_notify_progress(ex, false);
 			continue;
 		}
 		if (mode != STOP_NONE) {
@@ -277,7 +299,7 @@ static void *exec_main(void *arg)
 				break;
 			continue;
 		}
-		ebus_exec_notify_progress(ex);
+		ebus_exec_notify_progress(ex, true);
 		idle++;
 		if (bus->wait == EBUS_WAIT_BUSY_SPIN || idle < bus->spin_iterations) {
 			ebus_cpu_relax();
@@ -293,7 +315,7 @@ static void *exec_main(void *arg)
 	EBUS_TSAN_RELEASE(&ebus_tsan_gp_token);
 	urcu_qsbr_unregister_thread();
 	ebus_tls_exec = NULL;
-	ebus_exec_notify_progress(ex);
+	ebus_exec_notify_all(ex);
 	return NULL;
 }
 

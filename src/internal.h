@@ -75,7 +75,7 @@ static inline uint64_t ctr_get(ebus_ctr *c)
 enum { SLOT_INLINE = 0, SLOT_OWNED = 1, SLOT_REF = 2 };
 
 struct ebus_slot {
-	struct ebus_topic *topic;
+	struct ebus_topic_s *topic;
 	uint64_t ts; /* reserved for opt-in publish timestamps */
 	uint32_t len;
 	uint32_t kind;
@@ -107,7 +107,7 @@ struct ebus_sub {
 	void *ctx;
 	_Atomic int dead;
 	ebus_sub_id id;
-	struct ebus_topic *topic;
+	struct ebus_topic_s *topic;
 	ebus_released_fn released;
 	ebus_ctr errors;
 	struct retire retire;
@@ -121,7 +121,7 @@ struct subarr {
 };
 
 /* ---- topics: immortal until ebus_destroy --------------------------------- */
-struct ebus_topic {
+struct ebus_topic_s {
 	_Atomic(struct subarr *) subs; /* read per event by the executor */
 	struct ebus *bus;
 	unsigned executor;
@@ -143,6 +143,7 @@ struct lane {
 	/* cold */
 	struct ebus_slot *buf __attribute__((aligned(EBUS_CL)));
 	_Atomic int closed; /* the owning thread exited; set after its last commit */
+	_Atomic int space_wait; /* the producer sleeps until this lane is half empty */
 	unsigned exec;
 	ck_stack_entry_t link; /* announcement to the executor */
 	struct lane *bus_next, *bus_prev; /* bus->lanes, under lanes_lock */
@@ -180,8 +181,9 @@ struct ebus_exec {
 	_Atomic uint32_t closed_pending; /* closed lanes not yet reclaimed */
 	ck_stack_t incoming; /* new lanes */
 	/* waiters for progress (flush, blocked publishers) */
-	_Atomic uint32_t progress __attribute__((aligned(EBUS_CL)));
-	_Atomic uint32_t waiters;
+	_Atomic uint32_t progress __attribute__((aligned(EBUS_CL))); /* futex word */
+	_Atomic uint32_t waiters;  /* flush waiters */
+	_Atomic uint64_t wake_at;  /* smallest `finished` a flush waiter needs */
 	_Atomic(struct ebus_exec *) blocked_on; /* this executor's thread waits for space there */
 	/* cold */
 	struct ebus *bus __attribute__((aligned(EBUS_CL)));
@@ -277,8 +279,8 @@ int ebus_topic_check(const char *name, size_t *len_out);
 uint64_t ebus_hash(const char *s, size_t n);
 int ebus_registry_init(struct ebus *bus);
 void ebus_registry_destroy(struct ebus *bus);
-struct ebus_topic *ebus_registry_find(struct ebus *bus, const char *name, size_t len, uint64_t hash);
-int ebus_registry_intern(struct ebus *bus, const char *name, int executor, struct ebus_topic **out);
+struct ebus_topic_s *ebus_registry_find(struct ebus *bus, const char *name, size_t len, uint64_t hash);
+int ebus_registry_intern(struct ebus *bus, const char *name, int executor, struct ebus_topic_s **out);
 
 /* subs.c */
 void ebus_subs_destroy(struct ebus *bus);
@@ -287,7 +289,17 @@ void ebus_retire_flush(struct ebus *bus);
 void ebus_sync_retire_run(struct ebus *bus);
 
 /* lane.c */
-struct producer *ebus_producer_get(struct ebus *bus);
+/* One-entry cache of the calling thread's producer record. initial-exec:
+ * no __tls_get_addr call per publish in the shared library. */
+extern _Thread_local struct producer *ebus_tls_last __attribute__((tls_model("initial-exec")));
+struct producer *ebus_producer_get_slow(struct ebus *bus);
+static inline struct producer *ebus_producer_get(struct ebus *bus)
+{
+	struct producer *p = ebus_tls_last;
+	if (EBUS_LIKELY(p && p->bus_id == bus->id))
+		return p;
+	return ebus_producer_get_slow(bus);
+}
 struct lane *ebus_lane_create(struct ebus *bus, struct producer *p, unsigned exec);
 void ebus_lane_free(struct ebus *bus, struct lane *l);
 void ebus_registry_add_bus(struct ebus *bus);
@@ -296,16 +308,14 @@ void ebus_registry_remove_bus(struct ebus *bus);
 /* executor.c */
 int ebus_exec_start(struct ebus *bus, struct ebus_exec *ex);
 void ebus_exec_wake(struct ebus_exec *ex);
-void ebus_exec_notify_progress(struct ebus_exec *ex);
+void ebus_exec_notify_progress(struct ebus_exec *ex, bool idle);
+void ebus_exec_notify_all(struct ebus_exec *ex);
 void ebus_release_payload(struct ebus *bus, struct ebus_slot *s);
 void ebus_dispatch_slot(struct ebus *bus, struct ebus_slot *s, ebus_ctr *delivered,
                         ebus_ctr *calls, ebus_ctr *errors, ebus_ctr *no_sub);
 
-/* bus.c */
-int ebus_wait_progress(struct ebus_exec *ex, uint64_t deadline);
-
 /* sync.c */
-int ebus_sync_publish(struct ebus_topic *t, const void *data, size_t len, int kind,
+int ebus_sync_publish(struct ebus_topic_s *t, const void *data, size_t len, int kind,
                       ebus_release_fn release, void *arg);
 void ebus_sync_grace_period(struct ebus *bus);
 int ebus_sync_flush(struct ebus *bus, uint64_t timeout_ns);

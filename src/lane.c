@@ -17,7 +17,7 @@
 
 _Thread_local struct ebus_exec *ebus_tls_exec;
 _Thread_local unsigned ebus_tls_sync_depth;
-static _Thread_local struct producer *tls_last; /* one-entry cache */
+_Thread_local struct producer *ebus_tls_last __attribute__((tls_model("initial-exec")));
 
 /* ---- registry of live buses ------------------------------------------------ */
 
@@ -99,7 +99,7 @@ static void thread_exit(void *arg)
 		free(p);
 	}
 	pthread_mutex_unlock(&reg_lock);
-	tls_last = NULL;
+	ebus_tls_last = NULL;
 }
 
 static void tls_key_init(void)
@@ -126,17 +126,15 @@ static struct producer *prune_dead(struct producer *head)
 	return head;
 }
 
-struct producer *ebus_producer_get(struct ebus *bus)
+struct producer *ebus_producer_get_slow(struct ebus *bus)
 {
 	struct producer *head, *p;
 
-	if (EBUS_LIKELY(tls_last && tls_last->bus_id == bus->id))
-		return tls_last;
 	pthread_once(&tls_once, tls_key_init);
 	head = pthread_getspecific(tls_key);
 	for (p = head; p; p = p->tls_next) {
 		if (p->bus_id == bus->id) {
-			tls_last = p;
+			ebus_tls_last = p;
 			return p;
 		}
 	}
@@ -165,7 +163,7 @@ struct producer *ebus_producer_get(struct ebus *bus)
 		free(p);
 		return NULL;
 	}
-	tls_last = p;
+	ebus_tls_last = p;
 	return p;
 }
 

@@ -274,7 +274,7 @@ out:
 static int unsubscribe(struct ebus *bus, ebus_sub_id id, ebus_released_fn released)
 {
 	struct ebus_sub *sub;
-	struct ebus_topic *topic;
+	struct ebus_topic_s *topic;
 	struct subarr *old, *nw = NULL;
 	struct retire *list;
 	uint32_t idx, n, j = 0;
@@ -345,7 +345,7 @@ void ebus_subs_destroy(struct ebus *bus)
 	ck_stack_entry_t *e;
 	retire_free_list(retire_take(bus));
 	for (e = CK_STACK_FIRST(&bus->all_topics); e; e = CK_STACK_NEXT(e)) {
-		struct ebus_topic *t = EBUS_CONTAINER(e, struct ebus_topic, all);
+		struct ebus_topic_s *t = EBUS_CONTAINER(e, struct ebus_topic_s, all);
 		struct subarr *a = atomic_load_explicit(&t->subs, memory_order_relaxed);
 		if (!a)
 			continue;

@@ -105,7 +105,7 @@ static void drain_deferred(void)
 	}
 }
 
-int ebus_sync_publish(struct ebus_topic *t, const void *data, size_t len, int kind,
+int ebus_sync_publish(struct ebus_topic_s *t, const void *data, size_t len, int kind,
                       ebus_release_fn release, void *arg)
 {
 	struct ebus *bus = t->bus;

@@ -76,7 +76,7 @@ struct name_key {
 
 static int topic_match(struct cds_lfht_node *node, const void *key)
 {
-	const struct ebus_topic *t = caa_container_of(node, struct ebus_topic, node);
+	const struct ebus_topic_s *t = caa_container_of(node, struct ebus_topic_s, node);
 	const struct name_key *k = key;
 	return t->namelen == k->len && memcmp(t->name, k->name, k->len) == 0;
 }
@@ -91,29 +91,29 @@ int ebus_registry_init(struct ebus *bus)
 	return bus->topics ? EBUS_OK : EBUS_ERR_NOMEM;
 }
 
-struct ebus_topic *ebus_registry_find(struct ebus *bus, const char *name, size_t len, uint64_t hash)
+struct ebus_topic_s *ebus_registry_find(struct ebus *bus, const char *name, size_t len, uint64_t hash)
 {
 	struct cds_lfht_iter it;
 	struct cds_lfht_node *node;
 	struct name_key key = { name, len };
-	struct ebus_topic *t = NULL;
+	struct ebus_topic_s *t = NULL;
 
 	urcu_bp_read_lock();
 	cds_lfht_lookup(bus->topics, (unsigned long)hash, topic_match, &key, &it);
 	node = cds_lfht_iter_get_node(&it);
 	if (node) {
-		t = caa_container_of(node, struct ebus_topic, node);
+		t = caa_container_of(node, struct ebus_topic_s, node);
 		EBUS_TSAN_ACQUIRE(t); /* pairs with the release before add_unique */
 	}
 	urcu_bp_read_unlock();
 	return t; /* topics are immortal: safe after the read section */
 }
 
-int ebus_registry_intern(struct ebus *bus, const char *name, int executor, struct ebus_topic **out)
+int ebus_registry_intern(struct ebus *bus, const char *name, int executor, struct ebus_topic_s **out)
 {
 	size_t len;
 	uint64_t hash;
-	struct ebus_topic *t, *got;
+	struct ebus_topic_s *t, *got;
 	struct cds_lfht_node *node;
 	struct name_key key;
 	int rc;
@@ -131,7 +131,7 @@ int ebus_registry_intern(struct ebus *bus, const char *name, int executor, struc
 	hash = ebus_hash(name, len);
 	t = ebus_registry_find(bus, name, len, hash);
 	if (!t) {
-		t = ebus_zalloc(bus, sizeof *t + len + 1, _Alignof(struct ebus_topic));
+		t = ebus_zalloc(bus, sizeof *t + len + 1, _Alignof(struct ebus_topic_s));
 		if (!t)
 			return EBUS_ERR_NOMEM;
 		t->bus = bus;
@@ -150,7 +150,7 @@ int ebus_registry_intern(struct ebus *bus, const char *name, int executor, struc
 		if (node != &t->node) {
 			/* Lost a race with another interning thread: ours was never
 			 * visible, so it may be freed at once (rculfhash.h). */
-			got = caa_container_of(node, struct ebus_topic, node);
+			got = caa_container_of(node, struct ebus_topic_s, node);
 			EBUS_TSAN_ACQUIRE(got);
 			ebus_free(bus, t, sizeof *t + len + 1);
 			t = got;
@@ -167,7 +167,7 @@ int ebus_registry_intern(struct ebus *bus, const char *name, int executor, struc
 void ebus_registry_destroy(struct ebus *bus)
 {
 	ck_stack_entry_t *e, *next;
-	struct ebus_topic *t;
+	struct ebus_topic_s *t;
 
 	if (!bus->topics)
 		return;
@@ -176,7 +176,7 @@ void ebus_registry_destroy(struct ebus *bus)
 	 * destroy deadlock needs the caller inside one). */
 	urcu_bp_read_lock();
 	for (e = CK_STACK_FIRST(&bus->all_topics); e; e = CK_STACK_NEXT(e)) {
-		t = EBUS_CONTAINER(e, struct ebus_topic, all);
+		t = EBUS_CONTAINER(e, struct ebus_topic_s, all);
 		(void)cds_lfht_del(bus->topics, &t->node);
 	}
 	urcu_bp_read_unlock();
@@ -185,7 +185,7 @@ void ebus_registry_destroy(struct ebus *bus)
 	bus->topics = NULL;
 	for (e = ck_stack_batch_pop_upmc(&bus->all_topics); e; e = next) {
 		next = CK_STACK_NEXT(e);
-		t = EBUS_CONTAINER(e, struct ebus_topic, all);
+		t = EBUS_CONTAINER(e, struct ebus_topic_s, all);
 		ebus_free(bus, t, sizeof *t + t->namelen + 1);
 	}
 }

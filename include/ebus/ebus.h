@@ -91,7 +91,7 @@ EBUS_API const char *ebus_errname(int err);
 EBUS_API const char *ebus_version(void);
 
 typedef struct ebus ebus_t;
-typedef struct ebus_topic ebus_topic_t;
+typedef struct ebus_topic_s ebus_topic_t;
 typedef uint64_t ebus_sub_id; /* 0 is never a valid id */
 
 /* What a handler sees. Valid only during the call; copy what you keep. */
@@ -319,7 +319,7 @@ EBUS_API int ebus_unsubscribe_async(ebus_t *bus, ebus_sub_id id, ebus_released_f
  *   published == delivered + dropped_no_subscriber + dropped_shutdown
  * Events that were not accepted are counted apart (rejected_*, dropped_full).
  */
-typedef struct ebus_stats {
+typedef struct ebus_stats_s {
 	uint64_t published;             /* accepted */
 	uint64_t delivered;             /* accepted and dispatched to >= 1 subscriber */
 	uint64_t handler_calls;         /* subscriber invocations */
