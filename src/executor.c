@@ -173,13 +173,13 @@ static unsigned lane_drain(struct ebus_exec *ex, struct lane *l, unsigned max, i
 	ctr_add_release(&ex->finished, n);
 	/* A producer blocked on this full lane sleeps until it is half empty:
 	 * one wake per half lane, not per batch. Light fence against the
-	 * producer's heavy one (full_block in bus.c). */
+	 * producer's heavy one (full_block in bus.c). Only the producer clears
+	 * space_wait: clearing it here from a stale reading could erase the
+	 * flag of the producer's next sleep and lose that wakeup. */
 	ebus_fence_light();
 	if (EBUS_UNLIKELY(atomic_load_explicit(&l->space_wait, memory_order_relaxed)) &&
-	    p - (c + n) <= mask / 2) {
-		atomic_store_explicit(&l->space_wait, 0, memory_order_relaxed);
+	    p - (c + n) <= mask / 2)
 		ebus_exec_notify_all(ex);
-	}
 	return n;
 }
 

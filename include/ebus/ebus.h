@@ -74,8 +74,7 @@ extern "C" {
 	X(EBUS_DROPPED, 18, "lane is full; event dropped and counted (drop-newest policy)") \
 	X(EBUS_ERR_TIMEOUT, 19, "timed out")                                            \
 	X(EBUS_ERR_DEADLOCK, 20, "the call would wait on the calling executor thread itself") \
-	X(EBUS_ERR_SYSTEM, 21, "a system call failed (thread creation, affinity)")      \
-	X(EBUS_ERR_WRONG_BUS, 22, "handle belongs to a different bus")
+	X(EBUS_ERR_SYSTEM, 21, "a system call failed (thread creation, affinity)")     
 
 typedef enum ebus_err {
 #define EBUS_ERR_ENUM_(name, value, text) name = value,
@@ -327,7 +326,8 @@ typedef struct ebus_stats_s {
 	uint64_t dropped_no_subscriber; /* accepted, nobody subscribed at dispatch */
 	uint64_t dropped_shutdown;      /* accepted, discarded by EBUS_SHUTDOWN_DISCARD */
 	uint64_t dropped_full;          /* not accepted: full lane, drop-newest */
-	uint64_t rejected_full;         /* not accepted: full lane, fail-fast */
+	uint64_t rejected_full;         /* not accepted: full lane, fail-fast, or
+	                                   EBUS_ERR_DEADLOCK from a blocking publish */
 	uint64_t rejected_timeout;      /* not accepted: full lane, block timed out */
 	uint64_t rejected_shutdown;     /* not accepted: published after shutdown began */
 	uint64_t queued;                /* events in lanes now (approximate while running) */
