@@ -12,7 +12,7 @@
  *
  * Parameters:
  *   EBUS_STRESS_PUBLISHERS  8 | 32
- *   EBUS_STRESS_EVENTS      20000 | 1000000   events per publisher
+ *   EBUS_STRESS_EVENTS      20000 | 5000000   events per publisher
  */
 #include "stress_common.h"
 
@@ -67,7 +67,7 @@ static void test_sync_few_topics(void)
 int main(void)
 {
 	P = (unsigned)tu_param("EBUS_STRESS_PUBLISHERS", 8, 32);
-	E = tu_param("EBUS_STRESS_EVENTS", 20000, 1000000);
+	E = tu_param("EBUS_STRESS_EVENTS", 20000, 5000000);
 	TU_RUN(test_async_many_publishers);
 	TU_RUN(test_sync_one_topic);
 	TU_RUN(test_sync_few_topics);

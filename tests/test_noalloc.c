@@ -7,7 +7,7 @@
  * Every event is also checked (content, order, count).
  *
  * Parameters:
- *   EBUS_STRESS_EVENTS  1000000 | 20000000
+ *   EBUS_STRESS_EVENTS  1000000 | 100000000
  */
 #include "testutil.h"
 
@@ -129,7 +129,7 @@ static void test_park_small_lanes(void)
 
 int main(void)
 {
-	N = tu_param("EBUS_STRESS_EVENTS", 1000000, 20000000);
+	N = tu_param("EBUS_STRESS_EVENTS", 1000000, 100000000);
 	TU_RUN(test_park_default_lanes);
 	TU_RUN(test_park_small_lanes);
 	return tu_finish("test_noalloc");

@@ -8,7 +8,7 @@
  *
  * Parameters:
  *   EBUS_STRESS_PUBLISHERS  16 | 64
- *   EBUS_STRESS_EVENTS      20000 | 1000000   events per publisher
+ *   EBUS_STRESS_EVENTS      20000 | 5000000   events per publisher
  *   EBUS_STRESS_TOPICS      4 | 16
  */
 #include "stress_common.h"
@@ -46,7 +46,7 @@ static void test_one_executor_yield(void)
 int main(void)
 {
 	P = (unsigned)tu_param("EBUS_STRESS_PUBLISHERS", 16, 64);
-	E = tu_param("EBUS_STRESS_EVENTS", 20000, 1000000);
+	E = tu_param("EBUS_STRESS_EVENTS", 20000, 5000000);
 	T = (unsigned)tu_param("EBUS_STRESS_TOPICS", 4, 16);
 	printf("online CPUs: %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
 	TU_RUN(test_two_executors_park);

@@ -12,7 +12,7 @@
  *   EBUS_STRESS_PUBLISHERS  4 | 16
  *   EBUS_STRESS_TOPICS      8 | 64
  *   EBUS_STRESS_SUBS        3 | 4
- *   EBUS_STRESS_EVENTS      200000 | 5000000   events per publisher (main run;
+ *   EBUS_STRESS_EVENTS      200000 | 20000000  events per publisher (main run;
  *                           the others use a quarter or a tenth of it)
  */
 #include "stress_common.h"
@@ -89,7 +89,7 @@ int main(void)
 	P = (unsigned)tu_param("EBUS_STRESS_PUBLISHERS", 4, 16);
 	T = (unsigned)tu_param("EBUS_STRESS_TOPICS", 8, 64);
 	S = (unsigned)tu_param("EBUS_STRESS_SUBS", 3, 4);
-	E = tu_param("EBUS_STRESS_EVENTS", 200000, 5000000);
+	E = tu_param("EBUS_STRESS_EVENTS", 200000, 20000000);
 	TU_RUN(test_async_default);
 	TU_RUN(test_async_block_small_lanes);
 	TU_RUN(test_async_fail_retry);

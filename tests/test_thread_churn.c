@@ -11,7 +11,7 @@
  *   - at destroy, allocations and frees balance, sizes included.
  *
  * Parameters:
- *   EBUS_STRESS_THREADS  10000 | 100000   publisher threads in all
+ *   EBUS_STRESS_THREADS  10000 | 500000   publisher threads in all
  *   EBUS_STRESS_WAVE     64 | 64          threads alive at once
  *   EBUS_STRESS_EVENTS   4 | 8            events per thread
  */
@@ -181,7 +181,7 @@ static void test_churn(void)
 
 int main(void)
 {
-	NTHREADS = tu_param("EBUS_STRESS_THREADS", 10000, 100000);
+	NTHREADS = tu_param("EBUS_STRESS_THREADS", 10000, 500000);
 	WAVE = tu_param("EBUS_STRESS_WAVE", 64, 64);
 	K = tu_param("EBUS_STRESS_EVENTS", 4, 8);
 	CHECK(K >= 2);

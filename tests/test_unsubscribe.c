@@ -21,7 +21,7 @@
  * All on an asynchronous bus (2 executors) and on a synchronous bus.
  *
  * Parameters:
- *   EBUS_STRESS_ROUNDS      300 | 20000   subscribe/unsubscribe rounds per control thread
+ *   EBUS_STRESS_ROUNDS      300 | 100000  subscribe/unsubscribe rounds per control thread
  *   EBUS_STRESS_PUBLISHERS  2 | 4
  *   EBUS_STRESS_TOPICS      4 | 16
  */
@@ -506,7 +506,7 @@ static void test_from_handler_sync(void)
 
 int main(void)
 {
-	ROUNDS = tu_param("EBUS_STRESS_ROUNDS", 300, 20000);
+	ROUNDS = tu_param("EBUS_STRESS_ROUNDS", 300, 100000);
 	P = (unsigned)tu_param("EBUS_STRESS_PUBLISHERS", 2, 4);
 	T = (unsigned)tu_param("EBUS_STRESS_TOPICS", 4, 16);
 	CHECK(P >= 1 && P <= MAXP && T >= 1 && T <= 16);

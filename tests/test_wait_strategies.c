@@ -12,7 +12,7 @@
  *   affinity mask of exactly that CPU; -1 leaves an executor unpinned.
  *
  * Parameters:
- *   EBUS_STRESS_ROUNDS  2000 | 100000   park/publish rounds per strategy
+ *   EBUS_STRESS_ROUNDS  2000 | 500000   park/publish rounds per strategy
  *   EBUS_STRESS_EVENTS  20000 | 1000000 events per strategy in the burst test
  */
 #include "testutil.h"
@@ -239,7 +239,7 @@ static void test_cpu_pinning(void)
 
 int main(void)
 {
-	ROUNDS = tu_param("EBUS_STRESS_ROUNDS", 2000, 100000);
+	ROUNDS = tu_param("EBUS_STRESS_ROUNDS", 2000, 500000);
 	NEVENTS = tu_param("EBUS_STRESS_EVENTS", 20000, 1000000);
 	/* lost wakeups first: they fail with a message, where a flush that waits
 	 * on a sleeping executor would only hang */
