@@ -406,7 +406,7 @@ static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, b
 	EBUS_TSAN_RELEASE(&lane->ring.p_tail);
 	ck_ring_enqueue_commit_spsc(&lane->ring);
 	ctr_add(&lane->published, 1);
-	ex = bus->exec[t->executor];
+	ex = lane->ex;
 	ebus_fence_light();
 	if (EBUS_UNLIKELY(atomic_load_explicit(&ex->sleeping, memory_order_relaxed)))
 		ebus_exec_wake(ex);

@@ -142,6 +142,7 @@ struct lane {
 	ebus_ctr rejected_timeout;
 	/* cold */
 	struct ebus_slot *buf __attribute__((aligned(EBUS_CL)));
+	struct ebus_exec *ex; /* the consumer: read by the publisher to wake it */
 	_Atomic int closed; /* the owning thread exited; set after its last commit */
 	_Atomic int space_wait; /* the producer sleeps until this lane is half empty */
 	unsigned exec;

@@ -182,6 +182,7 @@ struct lane *ebus_lane_create(struct ebus *bus, struct producer *p, unsigned exe
 	}
 	ck_ring_init(&l->ring, bus->lane_capacity);
 	l->exec = exec;
+	l->ex = ex;
 	atomic_init(&l->closed, 0);
 	pthread_mutex_lock(&bus->lanes_lock);
 	l->bus_next = bus->lanes;
