@@ -37,12 +37,18 @@ static const struct {
 	const bench_scenario *sc;
 } scenarios[] = {
 	{"throughput", &bench_scenario_throughput},
-	{"fanout", NULL},
-	{"multi", NULL},
-	{"pingpong", NULL},
-	{"latency", NULL},
-	{"by-name", NULL},
+	{"fanout", &bench_scenario_fanout},
+	{"multi", &bench_scenario_multi},
+	{"pingpong", &bench_scenario_pingpong},
+	{"latency", &bench_scenario_latency},
+	{"by-name", &bench_scenario_by_name},
 };
+
+#define DEFAULT_PUBLISHERS 2u
+#define DEFAULT_TOPICS 4u
+#define DEFAULT_EXECUTORS 1u
+#define DEFAULT_RATE 200000ull
+#define MAX_THREADS 1024u
 
 static const struct {
 	const char *name;
@@ -63,24 +69,41 @@ static void usage(FILE *f)
 	        "interleaved, and prints medians and ratios. Every run is verified (count,\n"
 	        "order, checksum); any failure makes the exit status non-zero.\n"
 	        "\n"
-	        "  --scenario NAME   throughput (default; fanout, multi, pingpong, latency,\n"
-	        "                    by-name are planned)\n"
-	        "  --events N        events per run (default %llu; --quick: %llu)\n"
+	        "  --scenario NAME   all (default: each of the below in turn), or one of\n"
+	        "                    throughput  1 publisher -> 1 topic -> 1 subscriber\n"
+	        "                    fanout      1 publisher -> 1 topic -> 4 subscribers\n"
+	        "                    multi       P publishers x T topics over E executors\n"
+	        "                    pingpong    round-trip latency over two topics\n"
+	        "                    latency     publish-to-callback latency at a fixed rate\n"
+	        "                    by-name     throughput with ebus_publish_name\n"
+	        "  --events N        events per run (default %llu; --quick: %llu); multi: in all,\n"
+	        "                    split over the P x T streams; pingpong: round trips (default\n"
+	        "                    100000, --quick 10000); latency: default rate x 1 s\n"
+	        "                    (--quick: rate x 0.25 s)\n"
 	        "  --runs N          timed runs per system, after one warm-up each (default %u)\n"
-	        "  --payload BYTES   payload size, at least %d (default 32); above %d bytes\n"
-	        "                    ebus copies into a bus-owned buffer\n"
+	        "  --payload BYTES   payload size, at least %d (default 32; multi and latency:\n"
+	        "                    at least 25); above %d bytes ebus copies into a bus-owned\n"
+	        "                    buffer\n"
 	        "  --capacity N      lane / ring / queue capacity, a power of two in [4, 2^24]\n"
 	        "                    (default 1024; each holds N-1 events)\n"
 	        "  --wait W          ebus executor wait strategy: default|busy|yield|park\n"
 	        "                    (default: the bus's default)\n"
 	        "  --cpus P,C        pin the publisher to CPU P and the consumer/executor to C\n"
-	        "  --quick           fewer events (%llu), for a run well under a minute\n"
+	        "                    (pingpong: A on P, B on C; for ebus, executor 1 (A) on P\n"
+	        "                    and executor 0 (B) on C, ebus-3t executors unpinned;\n"
+	        "                    multi: not applied)\n"
+	        "  --publishers P    multi: publisher threads (default %u)\n"
+	        "  --topics T        multi: topics, each publisher publishes on all (default %u)\n"
+	        "  --executors E     multi: ebus executors = reference consumer threads (default %u)\n"
+	        "  --rate N          latency: events per second the publisher paces at (default %llu)\n"
+	        "  --quick           fewer events (%llu), for a run of all scenarios under a minute\n"
 	        "  --timeout SEC     a run not done after SEC seconds is a failure (default 60)\n"
 	        "  --json            one JSON object per system on stdout; header on stderr\n"
+	        "                    (latency scenarios: p50_ns, p99_ns, p999_ns, max_ns)\n"
 	        "  -v, --verbose     one line per run on stderr (ebus: executor parks/wakeups)\n"
 	        "  -h, --help        this text\n",
 	        DEFAULT_EVENTS, QUICK_EVENTS, DEFAULT_RUNS, BENCH_PAYLOAD_MIN, EBUS_INLINE_MAX,
-	        QUICK_EVENTS);
+	        DEFAULT_PUBLISHERS, DEFAULT_TOPICS, DEFAULT_EXECUTORS, DEFAULT_RATE, QUICK_EVENTS);
 }
 
 /* Unsigned decimal; ',' and '_' may separate digits ("2,000,000"). */
@@ -155,7 +178,7 @@ static void cpu_model(char *buf, size_t n)
 	fclose(f);
 }
 
-static void header(FILE *f, int argc, char **argv, const bench_scenario *sc, const bench_opts *o)
+static void header(FILE *f, int argc, char **argv)
 {
 	char model[256];
 	struct utsname u;
@@ -183,11 +206,31 @@ static void header(FILE *f, int argc, char **argv, const bench_scenario *sc, con
 	fprintf(f, "# command:");
 	for (int i = 0; i < argc; i++)
 		fprintf(f, " %s", argv[i]);
+	fprintf(f, "\n");
+	fflush(f);
+}
+
+static void scenario_header(FILE *f, const bench_scenario *sc, const bench_opts *o)
+{
 	fprintf(f, "\n# scenario %s: %s\n", sc->name, sc->what);
-	fprintf(f, "#   %llu events x %u runs per system (+1 untimed warm-up each), round-robin;"
+	fprintf(f, "#   ");
+	if (strcmp(sc->name, "multi") == 0)
+		fprintf(f, "P=%u publishers x T=%u topics over E=%u executors; ", o->publishers,
+		        o->topics, o->executors);
+	if (strcmp(sc->name, "latency") == 0)
+		fprintf(f, "rate %llu ev/s; ", (unsigned long long)o->rate);
+	if (strcmp(sc->name, "pingpong") == 0)
+		fprintf(f, "%llu round trips",
+		        (unsigned long long)(o->events_set ? o->events : o->quick ? 10000 : 100000));
+	else if (strcmp(sc->name, "latency") == 0)
+		fprintf(f, "%llu samples",
+		        (unsigned long long)(o->events_set ? o->events : o->quick ? o->rate / 4 : o->rate));
+	else
+		fprintf(f, "%llu events", (unsigned long long)o->events);
+	fprintf(f, " x %u runs", o->runs);
+	fprintf(f, " per system (+1 untimed warm-up each), round-robin;"
 	           " payload %zu B; capacity %u (%u usable); ebus wait %s; ",
-	        (unsigned long long)o->events, o->runs, o->payload, o->capacity, o->capacity - 1,
-	        o->wait_name);
+	        o->payload, o->capacity, o->capacity - 1, o->wait_name);
 	if (o->cpu_pub >= 0)
 		fprintf(f, "publisher on CPU %d, consumer on CPU %d\n", o->cpu_pub, o->cpu_sub);
 	else
@@ -198,7 +241,8 @@ static void header(FILE *f, int argc, char **argv, const bench_scenario *sc, con
 int main(int argc, char **argv)
 {
 	enum { OPT_SCENARIO = 256, OPT_EVENTS, OPT_RUNS, OPT_PAYLOAD, OPT_CAPACITY, OPT_WAIT,
-	       OPT_CPUS, OPT_QUICK, OPT_JSON, OPT_TIMEOUT, OPT_VERBOSE, OPT_HELP };
+	       OPT_CPUS, OPT_QUICK, OPT_JSON, OPT_TIMEOUT, OPT_VERBOSE, OPT_HELP, OPT_PUBLISHERS,
+	       OPT_TOPICS, OPT_EXECUTORS, OPT_RATE };
 	static const struct option longopts[] = {
 		{"scenario", required_argument, NULL, OPT_SCENARIO},
 		{"events", required_argument, NULL, OPT_EVENTS},
@@ -212,6 +256,10 @@ int main(int argc, char **argv)
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"verbose", no_argument, NULL, OPT_VERBOSE},
 		{"help", no_argument, NULL, OPT_HELP},
+		{"publishers", required_argument, NULL, OPT_PUBLISHERS},
+		{"topics", required_argument, NULL, OPT_TOPICS},
+		{"executors", required_argument, NULL, OPT_EXECUTORS},
+		{"rate", required_argument, NULL, OPT_RATE},
 		{NULL, 0, NULL, 0},
 	};
 	bench_opts o;
@@ -220,7 +268,11 @@ int main(int argc, char **argv)
 	uint64_t v;
 
 	memset(&o, 0, sizeof o);
-	o.scenario = "throughput";
+	o.scenario = "all";
+	o.publishers = DEFAULT_PUBLISHERS;
+	o.topics = DEFAULT_TOPICS;
+	o.executors = DEFAULT_EXECUTORS;
+	o.rate = DEFAULT_RATE;
 	o.events = DEFAULT_EVENTS;
 	o.runs = DEFAULT_RUNS;
 	o.payload = 32;
@@ -295,6 +347,34 @@ int main(int argc, char **argv)
 		case OPT_QUICK:
 			o.quick = 1;
 			break;
+		case OPT_PUBLISHERS:
+		case OPT_TOPICS:
+			if (parse_u64(optarg, &v) || v == 0 || v > MAX_THREADS) {
+				fprintf(stderr, "ebus-bench: --%s wants 1..%u, not '%s'\n",
+				        c == OPT_PUBLISHERS ? "publishers" : "topics", MAX_THREADS, optarg);
+				return 2;
+			}
+			if (c == OPT_PUBLISHERS)
+				o.publishers = (unsigned)v;
+			else
+				o.topics = (unsigned)v;
+			break;
+		case OPT_EXECUTORS:
+			if (parse_u64(optarg, &v) || v == 0 || v > EBUS_MAX_EXECUTORS) {
+				fprintf(stderr, "ebus-bench: --executors wants 1..%d, not '%s'\n",
+				        EBUS_MAX_EXECUTORS, optarg);
+				return 2;
+			}
+			o.executors = (unsigned)v;
+			break;
+		case OPT_RATE:
+			if (parse_u64(optarg, &v) || v == 0 || v > 1000000000ull) {
+				fprintf(stderr, "ebus-bench: --rate wants 1..1000000000 events/s, not '%s'\n",
+				        optarg);
+				return 2;
+			}
+			o.rate = v;
+			break;
 		case OPT_JSON:
 			o.json = 1;
 			break;
@@ -330,6 +410,24 @@ int main(int argc, char **argv)
 	}
 	if (o.quick && !events_set)
 		o.events = QUICK_EVENTS;
+	o.events_set = events_set;
+	o.progress = isatty(STDERR_FILENO);
+
+	if (strcmp(o.scenario, "all") == 0) {
+		int worst = 0;
+		header(o.json ? stderr : stdout, argc, argv);
+		for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
+			int rc;
+			if (!scenarios[i].sc)
+				continue;
+			o.scenario = scenarios[i].name;
+			scenario_header(o.json ? stderr : stdout, scenarios[i].sc, &o);
+			rc = bench_run_scenario(scenarios[i].sc, &o);
+			if (rc > worst)
+				worst = rc;
+		}
+		return worst;
+	}
 
 	found = 0;
 	for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
@@ -339,16 +437,18 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!found) {
-		fprintf(stderr, "ebus-bench: unknown scenario '%s' (known: throughput)\n", o.scenario);
+		fprintf(stderr, "ebus-bench: unknown scenario '%s' (known: all", o.scenario);
+		for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
+			fprintf(stderr, ", %s", scenarios[i].name);
+		fprintf(stderr, ")\n");
 		return 2;
 	}
 	if (!sc) {
-		fprintf(stderr, "ebus-bench: scenario '%s' is not implemented yet (known: throughput)\n",
-		        o.scenario);
+		fprintf(stderr, "ebus-bench: scenario '%s' is not implemented yet\n", o.scenario);
 		return 2;
 	}
-	o.progress = isatty(STDERR_FILENO);
 
-	header(o.json ? stderr : stdout, argc, argv, sc, &o);
+	header(o.json ? stderr : stdout, argc, argv);
+	scenario_header(o.json ? stderr : stdout, sc, &o);
 	return bench_run_scenario(sc, &o);
 }

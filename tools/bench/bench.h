@@ -1,7 +1,7 @@
 /*
  * ebus-bench internals: what the driver, the scenarios and the systems share.
  *
- * A scenario (throughput, later fanout, multi, pingpong, latency, by-name)
+ * A scenario (throughput, fanout, multi, pingpong, latency, by-name)
  * is a list of systems, each with a run function that moves `events`
  * payloads through that system once and reports the elapsed time and what
  * it verified. The driver (driver.c) does the rest the same way for every
@@ -17,7 +17,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ck_pr.h>
+
 #define BENCH_PAYLOAD_MIN 16 /* seq + check */
+
+uint64_t bench_now_ns(void); /* CLOCK_MONOTONIC */
 #define BENCH_ERR_MAX 256
 
 /* ---- options ------------------------------------------------------------ */
@@ -35,7 +39,17 @@ typedef struct bench_opts {
 	int quick, json;
 	int verbose;         /* one line per run on stderr, with system notes */
 	int progress;        /* stderr is a tty */
+	int events_set;      /* --events given (else each scenario picks its own) */
+	unsigned publishers, topics, executors; /* multi: P x T over E */
+	uint64_t rate;       /* latency: events per second the publisher paces at */
 } bench_opts;
+
+/* Extra payload fields some scenarios carry in the filler, after check:
+ *   [16, 24)  latency: CLOCK_MONOTONIC ns just before the publish call
+ *   [16, 20)  multi: publisher index; [20, 24): topic index
+ * Those scenarios need payload >= BENCH_PAYLOAD_EXT (the tail byte stays
+ * the last one). */
+#define BENCH_PAYLOAD_EXT 25
 
 /* ---- the payload and the one handler every system calls -----------------
  *
@@ -79,6 +93,8 @@ typedef struct bench_sink {
 	uint64_t bad_order, bad_check, bad_len, bad_tail;
 	uint64_t first_bad_at;   /* delivery index of the first order error */
 	uint64_t first_bad_want, first_bad_got;
+	uint64_t *lat;       /* latency scenarios: one sample (ns) per delivery, or NULL */
+	uint64_t bad_route;  /* multi: event for another topic reached this subscriber */
 } __attribute__((aligned(64))) bench_sink;
 
 /*
@@ -87,6 +103,23 @@ typedef struct bench_sink {
  * cheaper consumer. Returns 0, or 1 if the event failed a check.
  */
 int bench_deliver(bench_sink *s, const void *data, size_t len);
+
+/* Latency scenario's handler: records now - the payload's timestamp into
+ * s->lat[s->count], then bench_deliver. Every system calls this one. */
+int bench_deliver_lat(bench_sink *s, const void *data, size_t len);
+
+/* Multi scenario's handler: routes by the payload's publisher and topic
+ * index to sinks[pub * topics + topic] and calls bench_deliver there. A
+ * subscriber of one topic passes that topic (want_topic >= 0), and an event
+ * of another topic is counted as misrouted; references pass -1. */
+int bench_deliver_multi(bench_sink *sinks, unsigned publishers, unsigned topics, int want_topic,
+                        const void *data, size_t len);
+
+/* Multi: a stream's salt (so streams never share check words). */
+static inline uint64_t bench_stream_salt(uint64_t salt, unsigned stream)
+{
+	return (salt << 20) ^ ((uint64_t)stream + 1);
+}
 
 /* A publisher's payload buffer: len bytes of filler (malloc; NULL on failure). */
 unsigned char *bench_payload_buf(size_t len);
@@ -104,14 +137,25 @@ typedef struct bench_result {
 	int ok;
 	char err[BENCH_ERR_MAX]; /* what went wrong, when !ok */
 	char note[BENCH_ERR_MAX]; /* optional detail for --verbose (e.g. ebus parks) */
+	/* latency scenarios: percentiles of the run's samples, in ns */
+	double p50, p99, p999, max;
 } bench_result;
 
 /* What a run function gets: the options, the run's salt, and its sink. */
 typedef struct bench_run {
 	const bench_opts *o;
-	uint64_t events;
+	uint64_t events;     /* events each publisher publishes (multi: per stream) */
 	uint64_t salt;
-	bench_sink *sink;
+	bench_sink *sink;    /* = &sinks[0] */
+	bench_sink *sinks;   /* nsinks sinks, each must see `events` events */
+	unsigned nsinks;
+	unsigned nsubs;      /* subscribers per event (fanout: 4; else 1) */
+	int by_name;         /* ebus publishes with ebus_publish_name */
+	int latency;         /* handler is bench_deliver_lat (samples in sinks[0].lat) */
+	uint64_t period_ns;  /* publisher paces: event seq at t_start_ns + seq * period */
+	uint64_t *samples;   /* pingpong: round trips, recorded by thread A (events) */
+	int stream_salts;    /* sink k's salt is bench_stream_salt(salt, k) (multi) */
+	uint64_t published;  /* events per run the rate is taken over (default events) */
 	uint64_t t_start_ns; /* set by the publisher just before its first publish */
 	uint64_t deadline_ns; /* bench_join gives up here (set by the driver) */
 	char err[BENCH_ERR_MAX]; /* system-specific failure (publish error, stats) */
@@ -125,6 +169,30 @@ void bench_fail(bench_run *run, const char *fmt, ...) __attribute__((format(prin
  * plus run->err, and fills res. */
 void bench_verify(bench_run *run, bench_result *res);
 
+/* The references' consumer side of throughput, fanout, latency, by-name:
+ * one event, handed to nsubs handlers (the same function ebus calls). */
+static inline void bench_consume(const bench_run *run, const void *data, size_t len)
+{
+	if (__builtin_expect(run->latency, 0)) {
+		(void)bench_deliver_lat(run->sinks, data, len);
+		return;
+	}
+	for (unsigned k = 0; k < run->nsubs; k++)
+		(void)bench_deliver(&run->sinks[k], data, len);
+}
+
+/* The publisher's side of the latency scenario, after bench_fill: waits for
+ * the event's slot in the schedule and stamps the payload. No-op otherwise. */
+static inline void bench_pace(const bench_run *run, unsigned char *buf, uint64_t seq)
+{
+	if (run->period_ns) {
+		uint64_t target = run->t_start_ns + seq * run->period_ns, now;
+		while ((now = bench_now_ns()) < target)
+			ck_pr_stall();
+		__builtin_memcpy(buf + 16, &now, 8);
+	}
+}
+
 /* ---- systems and scenarios ---------------------------------------------- */
 
 typedef struct bench_system {
@@ -132,6 +200,8 @@ typedef struct bench_system {
 	const char *what;   /* one line: what exactly it runs */
 	/* Moves run->events events; fills res (bench_verify does most of it). */
 	void (*run)(bench_run *run, bench_result *res);
+	/* NULL, or returns why this system cannot run here (NULL: it can) */
+	const char *(*skip)(const bench_opts *o);
 } bench_system;
 
 typedef struct bench_scenario {
@@ -140,6 +210,13 @@ typedef struct bench_scenario {
 	const bench_system *systems;
 	unsigned nsystems;
 	const char *reference; /* the system ratios are taken against ("ebus") */
+	/* 0: events per second; 1: latency percentiles (ratios to `reference`) */
+	int latency_table;
+	/* Fills the run's shape (events, nsinks, nsubs, flags) from the options;
+	 * NULL: throughput's (events = --events, 1 sink, 1 subscriber). Returns
+	 * 0, or -1 after printing why the options do not fit. */
+	int (*plan)(const bench_opts *o, bench_run *shape);
+	const char *legend; /* extra legend line, or NULL */
 } bench_scenario;
 
 /* Runs a scenario as described at the top; returns the process exit code. */
@@ -147,6 +224,11 @@ int bench_run_scenario(const bench_scenario *sc, const bench_opts *o);
 
 /* Scenarios (one file each). */
 extern const bench_scenario bench_scenario_throughput;
+extern const bench_scenario bench_scenario_fanout;
+extern const bench_scenario bench_scenario_multi;
+extern const bench_scenario bench_scenario_pingpong;
+extern const bench_scenario bench_scenario_latency;
+extern const bench_scenario bench_scenario_by_name;
 
 /* Systems, one file each (sys_*.c), one entry point per scenario. */
 void bench_ebus_throughput(bench_run *run, bench_result *res);
@@ -155,10 +237,22 @@ void bench_mutex_throughput(bench_run *run, bench_result *res);
 #ifdef EBUS_BENCH_HAVE_ZMQ
 void bench_zmq_throughput(bench_run *run, bench_result *res);
 #endif
+/* ebus with BUSY_SPIN executors (pingpong), or the --wait strategy */
+void bench_ebus_multi(bench_run *run, bench_result *res);
+void bench_ckring_multi(bench_run *run, bench_result *res);
+void bench_mutex_multi(bench_run *run, bench_result *res);
+void bench_ebus_pingpong_busy(bench_run *run, bench_result *res);
+void bench_ebus_pingpong_wait(bench_run *run, bench_result *res);
+void bench_ebus_pingpong_3t(bench_run *run, bench_result *res);
+void bench_ebus_pingpong_3t_wait(bench_run *run, bench_result *res);
+const char *bench_ebus_pingpong_3t_skip(const bench_opts *o);
+void bench_ckring_pingpong(bench_run *run, bench_result *res);
+void bench_mutex_pingpong(bench_run *run, bench_result *res);
 
 /* ---- helpers -------------------------------------------------------------- */
 
-uint64_t bench_now_ns(void);
+/* Sorts samples[0..n) and fills res->p50, p99, p999, max. */
+void bench_percentiles(uint64_t *samples, uint64_t n, bench_result *res);
 
 /* Starts a thread, pinned to cpu unless cpu < 0. 0 or an errno value. */
 int bench_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, int cpu);

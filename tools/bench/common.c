@@ -79,6 +79,46 @@ __attribute__((noinline)) int bench_deliver(bench_sink *s, const void *data, siz
 	return bad;
 }
 
+__attribute__((noinline)) int bench_deliver_lat(bench_sink *s, const void *data, size_t len)
+{
+	uint64_t now = bench_now_ns(), t;
+
+	if (__builtin_expect(len >= 24, 1)) {
+		memcpy(&t, (const unsigned char *)data + 16, 8);
+		if (s->lat && s->count < s->target)
+			s->lat[s->count] = now >= t ? now - t : 0;
+	}
+	return bench_deliver(s, data, len);
+}
+
+__attribute__((noinline)) int bench_deliver_multi(bench_sink *sinks, unsigned publishers,
+                                                  unsigned topics, int want_topic, const void *data,
+                                                  size_t len)
+{
+	const unsigned char *p = data;
+	uint32_t pub, topic;
+
+	if (__builtin_expect(len < 24, 0)) {
+		sinks[0].bad_len++;
+		sinks[0].count++;
+		return 1;
+	}
+	memcpy(&pub, p + 16, 4);
+	memcpy(&topic, p + 20, 4);
+	if (__builtin_expect(pub >= publishers || topic >= topics, 0)) {
+		sinks[0].bad_route++;
+		sinks[0].count++;
+		return 1;
+	}
+	if (__builtin_expect(want_topic >= 0 && topic != (uint32_t)want_topic, 0)) {
+		bench_sink *s = &sinks[pub * topics + (unsigned)want_topic];
+		s->bad_route++;
+		s->count++;
+		return 1;
+	}
+	return bench_deliver(&sinks[pub * topics + topic], data, len);
+}
+
 uint64_t bench_expected_sum(uint64_t events, uint64_t salt)
 {
 	uint64_t sum = 0;
@@ -105,38 +145,102 @@ void bench_fail(bench_run *run, const char *fmt, ...)
 	va_end(ap);
 }
 
-void bench_verify(bench_run *run, bench_result *res)
+/* Checks one sink; pre is "" or "subscriber k: ". */
+static void verify_sink(bench_run *run, const bench_sink *s, const char *pre)
 {
-	const bench_sink *s = run->sink;
-	uint64_t want_sum = bench_expected_sum(run->events, run->salt);
+	uint64_t want_sum = bench_expected_sum(run->events, s->salt);
 
 	if (s->count != run->events)
-		bench_fail(run, "received %llu of %llu events (%s)", (unsigned long long)s->count,
+		bench_fail(run, "%sreceived %llu of %llu events (%s)", pre, (unsigned long long)s->count,
 		           (unsigned long long)run->events, s->count < run->events ? "lost" : "duplicated");
 	if (s->bad_order)
-		bench_fail(run, "%llu order errors, first at delivery %llu: expected seq %llu, got %llu",
-		           (unsigned long long)s->bad_order, (unsigned long long)s->first_bad_at,
+		bench_fail(run, "%s%llu order errors, first at delivery %llu: expected seq %llu, got %llu",
+		           pre, (unsigned long long)s->bad_order, (unsigned long long)s->first_bad_at,
 		           (unsigned long long)s->first_bad_want, (unsigned long long)s->first_bad_got);
 	else if (s->count > 0 && s->expect != run->events)
-		bench_fail(run, "last seq delivered was %llu, expected %llu",
+		bench_fail(run, "%slast seq delivered was %llu, expected %llu", pre,
 		           (unsigned long long)s->expect - 1, (unsigned long long)run->events - 1);
 	if (s->bad_len)
-		bench_fail(run, "%llu events had the wrong length", (unsigned long long)s->bad_len);
+		bench_fail(run, "%s%llu events had the wrong length", pre, (unsigned long long)s->bad_len);
 	if (s->bad_check)
-		bench_fail(run, "%llu events had a corrupt check word", (unsigned long long)s->bad_check);
+		bench_fail(run, "%s%llu events had a corrupt check word", pre,
+		           (unsigned long long)s->bad_check);
 	if (s->bad_tail)
-		bench_fail(run, "%llu events had a corrupt payload tail", (unsigned long long)s->bad_tail);
+		bench_fail(run, "%s%llu events had a corrupt payload tail", pre,
+		           (unsigned long long)s->bad_tail);
+	if (s->bad_route)
+		bench_fail(run, "%s%llu events were for another topic or publisher", pre,
+		           (unsigned long long)s->bad_route);
 	if (s->sum != want_sum)
-		bench_fail(run, "checksum %016llx, expected %016llx", (unsigned long long)s->sum,
+		bench_fail(run, "%schecksum %016llx, expected %016llx", pre, (unsigned long long)s->sum,
 		           (unsigned long long)want_sum);
-	if (run->err[0] == '\0' && (s->t_end_ns == 0 || s->t_end_ns < run->t_start_ns))
+}
+
+void bench_verify(bench_run *run, bench_result *res)
+{
+	unsigned n = run->nsinks ? run->nsinks : 1;
+	bench_sink *sinks = run->sinks ? run->sinks : run->sink;
+	uint64_t t_end = 0, total = 0;
+	char pre[48];
+
+	for (unsigned k = 0; k < n; k++) {
+		const bench_sink *s = &sinks[k];
+		if (run->stream_salts && run->o && run->o->topics)
+			snprintf(pre, sizeof pre, "publisher %u topic %u: ", k / run->o->topics,
+			         k % run->o->topics);
+		else if (n > 1)
+			snprintf(pre, sizeof pre, "subscriber %u: ", k);
+		else
+			pre[0] = '\0';
+		if (strlen(run->err) + 64 < sizeof run->err) /* keep the first few readable */
+			verify_sink(run, s, pre);
+		else if (s->count != run->events || s->bad_order || s->bad_check || s->bad_len ||
+		         s->bad_tail || s->bad_route || s->sum != bench_expected_sum(run->events, s->salt))
+			bench_fail(run, "..."); /* err is full; still fail */
+		total += s->count;
+		if (s->t_end_ns == 0)
+			t_end = UINT64_MAX;
+		else if (t_end != UINT64_MAX && s->t_end_ns > t_end)
+			t_end = s->t_end_ns;
+	}
+	if (run->err[0] == '\0' && (t_end == UINT64_MAX || t_end == 0 || t_end < run->t_start_ns))
 		bench_fail(run, "no end time recorded");
 
 	res->ok = run->err[0] == '\0';
-	res->events = s->count;
-	res->seconds = res->ok ? (double)(s->t_end_ns - run->t_start_ns) / 1e9 : 0.0;
+	res->events = total;
+	res->seconds = res->ok ? (double)(t_end - run->t_start_ns) / 1e9 : 0.0;
 	snprintf(res->err, sizeof res->err, "%s", run->err);
 	snprintf(res->note, sizeof res->note, "%s", run->note);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted v[0..n). */
+static double pct(const uint64_t *v, uint64_t n, double p)
+{
+	uint64_t r = (uint64_t)(p / 100.0 * (double)n + 0.999999);
+	if (r < 1)
+		r = 1;
+	if (r > n)
+		r = n;
+	return (double)v[r - 1];
+}
+
+void bench_percentiles(uint64_t *samples, uint64_t n, bench_result *res)
+{
+	if (n == 0 || !samples) {
+		res->p50 = res->p99 = res->p999 = res->max = 0;
+		return;
+	}
+	qsort(samples, n, sizeof samples[0], cmp_u64);
+	res->p50 = pct(samples, n, 50.0);
+	res->p99 = pct(samples, n, 99.0);
+	res->p999 = pct(samples, n, 99.9);
+	res->max = (double)samples[n - 1];
 }
 
 /* ---- threads ------------------------------------------------------------------ */

@@ -59,37 +59,62 @@ static void progress(const bench_opts *o, const char *phase, unsigned round, uns
 	fflush(stderr);
 }
 
-/* One verified run of one system; events/s, or NAN if it failed. */
-static double run_once(const bench_scenario *sc, const bench_system *sys, const bench_opts *o,
-                       bench_sink *sink, uint64_t salt, const char *label, int *failed)
+/* One verified run of one system; fills v[0] = events/s, or for latency
+ * scenarios v[0..3] = p50, p99, p99.9, max in ns; NAN if it failed. */
+static void run_once(const bench_scenario *sc, const bench_system *sys, const bench_opts *o,
+                     const bench_run *shape, bench_sink *sinks, uint64_t *samples, uint64_t salt,
+                     const char *label, int *failed, double v[4])
 {
 	bench_run run;
 	bench_result res;
 
-	memset(&run, 0, sizeof run);
+	v[0] = v[1] = v[2] = v[3] = NAN;
+	run = *shape;
 	memset(&res, 0, sizeof res);
-	bench_sink_init(sink, o->events, o->payload, salt);
+	for (unsigned k = 0; k < run.nsinks; k++)
+		bench_sink_init(&sinks[k], run.events, o->payload,
+		                run.stream_salts ? bench_stream_salt(salt, k) : salt);
 	run.o = o;
-	run.events = o->events;
 	run.salt = salt;
-	run.sink = sink;
+	run.sinks = sinks;
+	run.sink = &sinks[0];
+	if (run.latency)
+		sinks[0].lat = samples;
+	else if (sc->latency_table)
+		run.samples = samples;
+	if (samples)
+		memset(samples, 0, sizeof(uint64_t) * run.events);
 	run.deadline_ns = bench_now_ns() + (uint64_t)o->timeout_s * 1000000000ull;
 	sys->run(&run, &res);
+	if (res.ok && sc->latency_table)
+		bench_percentiles(samples, run.events, &res);
 	if (!res.ok) {
 		progress(o, NULL, 0, 0, NULL);
 		fflush(stdout); /* keep the header before the failure when both go to one file */
 		fprintf(stderr, "ebus-bench: FAILED: %s/%s %s: %s\n", sc->name, sys->name, label,
 		        res.err[0] ? res.err : "unknown error");
 		(*failed)++;
-		return NAN;
+		return;
 	}
 	if (o->verbose) {
 		progress(o, NULL, 0, 0, NULL);
-		fprintf(stderr, "  %-8s %-8s %8.2f M ev/s  %8.4f s%s%s\n", label, sys->name,
-		        (double)res.events / res.seconds / 1e6, res.seconds, res.note[0] ? "  " : "",
-		        res.note);
+		if (sc->latency_table)
+			fprintf(stderr, "  %-8s %-8s p50 %.0f ns, p99 %.0f ns, p99.9 %.0f ns, max %.0f ns%s%s\n",
+			        label, sys->name, res.p50, res.p99, res.p999, res.max,
+			        res.note[0] ? "  " : "", res.note);
+		else
+			fprintf(stderr, "  %-8s %-8s %8.2f M ev/s  %8.4f s%s%s\n", label, sys->name,
+			        (double)run.published / res.seconds / 1e6, res.seconds,
+			        res.note[0] ? "  " : "", res.note);
 	}
-	return res.seconds > 0 ? (double)res.events / res.seconds : NAN;
+	if (sc->latency_table) {
+		v[0] = res.p50;
+		v[1] = res.p99;
+		v[2] = res.p999;
+		v[3] = res.max;
+	} else if (res.seconds > 0) {
+		v[0] = (double)run.published / res.seconds;
+	}
 }
 
 static void fmt_rate(char *buf, size_t n, double v)
@@ -98,6 +123,18 @@ static void fmt_rate(char *buf, size_t n, double v)
 		snprintf(buf, n, "-");
 	else
 		snprintf(buf, n, "%.2f M", v / 1e6);
+}
+
+static void fmt_ns(char *buf, size_t n, double v)
+{
+	if (isnan(v))
+		snprintf(buf, n, "-");
+	else if (v < 100000)
+		snprintf(buf, n, "%.0f", v);
+	else if (v < 100e6)
+		snprintf(buf, n, "%.0f us", v / 1e3);
+	else
+		snprintf(buf, n, "%.0f ms", v / 1e6);
 }
 
 static void fmt_ratio(char *buf, size_t n, double v)
@@ -116,91 +153,203 @@ static void json_num(char *buf, size_t n, double v, const char *fmt)
 		snprintf(buf, n, fmt, v);
 }
 
+/* The default shape: throughput's. */
+static int plan_default(const bench_opts *o, bench_run *shape)
+{
+	shape->events = o->events;
+	shape->nsinks = 1;
+	shape->nsubs = 1;
+	return 0;
+}
+
+/* Median over runs of per-round ratios v[s][r][i] / v[ref][r][i]. */
+static double ratio_med(const double *val, unsigned runs, unsigned s, unsigned ref, unsigned i,
+                        int inverse)
+{
+	double ratio[runs > 0 ? runs : 1];
+	for (unsigned r = 0; r < runs; r++) {
+		double a = val[(s * runs + r) * 4 + i], b = val[(ref * runs + r) * 4 + i];
+		ratio[r] = (isnan(a) || isnan(b) || a == 0 || b == 0) ? NAN : inverse ? b / a : a / b;
+	}
+	return median(ratio, runs, NULL, NULL);
+}
+
 int bench_run_scenario(const bench_scenario *sc, const bench_opts *o)
 {
 	unsigned ns = sc->nsystems, runs = o->runs, ref = 0;
-	double *eps = malloc(sizeof(double) * ns * runs);
-	bench_sink *sink = aligned_alloc(64, sizeof *sink);
+	double *val = malloc(sizeof(double) * 4 * ns * runs);
+	bench_run shape;
+	bench_sink *sinks = NULL;
+	uint64_t *samples = NULL;
 	uint64_t salt = 1;
 	int failed = 0;
 	char label[32];
+	double w[4];
 
-	if (!eps || !sink) {
+	memset(&shape, 0, sizeof shape);
+	if ((sc->plan ? sc->plan : plan_default)(o, &shape) != 0) {
+		free(val);
+		return 2;
+	}
+	if (shape.nsinks == 0)
+		shape.nsinks = 1;
+	if (shape.nsubs == 0)
+		shape.nsubs = 1;
+	if (shape.published == 0)
+		shape.published = shape.events;
+	sinks = aligned_alloc(64, sizeof *sinks * shape.nsinks);
+	if (sc->latency_table)
+		samples = malloc(sizeof(uint64_t) * shape.events);
+	if (!val || !sinks || (sc->latency_table && !samples)) {
 		fprintf(stderr, "ebus-bench: out of memory\n");
 		return 1;
 	}
-	for (unsigned s = 0; s < ns; s++)
+	const char *skipped[ns > 0 ? ns : 1];
+	for (unsigned s = 0; s < ns; s++) {
 		if (strcmp(sc->systems[s].name, sc->reference) == 0)
 			ref = s;
+		skipped[s] = sc->systems[s].skip ? sc->systems[s].skip(o) : NULL;
+		for (unsigned r = 0; r < runs; r++)
+			for (unsigned i = 0; i < 4; i++)
+				val[(s * runs + r) * 4 + i] = NAN;
+	}
 
 	/* Warm-up: once each, same size as a timed run, not timed. */
 	for (unsigned s = 0; s < ns; s++) {
+		if (skipped[s])
+			continue;
 		progress(o, "warm-up", s + 1, ns, sc->systems[s].name);
-		(void)run_once(sc, &sc->systems[s], o, sink, salt++, "warm-up", &failed);
+		run_once(sc, &sc->systems[s], o, &shape, sinks, samples, salt++, "warm-up", &failed, w);
 	}
 	for (unsigned r = 0; r < runs; r++) {
 		for (unsigned k = 0; k < ns; k++) {
 			unsigned s = (r + k) % ns;
+			if (skipped[s])
+				continue;
 			progress(o, "run", r + 1, runs, sc->systems[s].name);
 			snprintf(label, sizeof label, "run %u", r + 1);
-			eps[s * runs + r] = run_once(sc, &sc->systems[s], o, sink, salt++, label, &failed);
+			run_once(sc, &sc->systems[s], o, &shape, sinks, samples, salt++, label, &failed,
+			         &val[(s * runs + r) * 4]);
 		}
 	}
 	progress(o, NULL, 0, 0, NULL);
 
 	if (!o->json) {
-		printf("\n%-9s %12s %10s %10s %12s %12s %5s\n", "system", "median ev/s", "min", "max",
-		       "system/ebus", "ebus/system", "runs");
+		if (sc->latency_table)
+			printf("\n%-9s %9s %9s %9s %9s %8s %8s %5s\n", "system", "p50 ns", "p99 ns",
+			       "p99.9 ns", "max ns", "p50/ck", "p999/ck", "runs");
+		else
+			printf("\n%-9s %12s %10s %10s %12s %12s %5s\n", "system", "median ev/s", "min",
+			       "max", "system/ebus", "ebus/system", "runs");
 	}
 	for (unsigned s = 0; s < ns; s++) {
-		const double *v = eps + s * runs;
-		double ratio[runs > 0 ? runs : 1], inv[runs > 0 ? runs : 1];
-		double med, mn, mx, rmed, imed;
+		double col[4][runs > 0 ? runs : 1];
+		double med[4], mn, mx;
 		unsigned ok = 0;
+		char a[32], b[32], c[32], d[32], e[32];
 
-		for (unsigned r = 0; r < runs; r++) {
-			double a = v[r], b = eps[ref * runs + r];
-			ok += !isnan(a);
-			ratio[r] = (isnan(a) || isnan(b)) ? NAN : a / b;
-			inv[r] = (isnan(a) || isnan(b)) ? NAN : b / a;
+		if (skipped[s]) {
+			if (o->json)
+				printf("{\"scenario\":\"%s\",\"system\":\"%s\",\"skipped\":\"%s\"}\n", sc->name,
+				       sc->systems[s].name, skipped[s]);
+			else
+				printf("%-9s skipped: %s\n", sc->systems[s].name, skipped[s]);
+			continue;
 		}
-		med = median(v, runs, &mn, &mx);
-		rmed = median(ratio, runs, NULL, NULL);
-		imed = median(inv, runs, NULL, NULL);
-		if (o->json) {
-			char a[32], b[32], c[32], d[32], e[32];
-			json_num(a, sizeof a, med, "%.0f");
-			json_num(b, sizeof b, mn, "%.0f");
-			json_num(c, sizeof c, mx, "%.0f");
-			json_num(d, sizeof d, rmed, "%.4f");
-			json_num(e, sizeof e, imed, "%.4f");
-			printf("{\"scenario\":\"%s\",\"system\":\"%s\",\"events_per_s\":%s,\"min\":%s,"
-			       "\"max\":%s,\"runs\":%u,\"ratio_to_ebus\":%s,\"ebus_over_system\":%s,"
-			       "\"events\":%llu,\"payload\":%zu,\"capacity\":%u,\"wait\":\"%s\"}\n",
-			       sc->name, sc->systems[s].name, a, b, c, ok, d, e,
-			       (unsigned long long)o->events, o->payload, o->capacity, o->wait_name);
-		} else {
-			char a[32], b[32], c[32], d[32], e[32];
-			fmt_rate(a, sizeof a, med);
-			fmt_rate(b, sizeof b, mn);
-			fmt_rate(c, sizeof c, mx);
-			fmt_ratio(d, sizeof d, rmed);
-			fmt_ratio(e, sizeof e, imed);
-			printf("%-9s %12s %10s %10s %12s %12s %2u/%-2u\n", sc->systems[s].name, a, b, c, d,
-			       e, ok, runs);
+		for (unsigned r = 0; r < runs; r++) {
+			for (unsigned i = 0; i < 4; i++)
+				col[i][r] = val[(s * runs + r) * 4 + i];
+			ok += !isnan(col[0][r]);
+		}
+		if (sc->latency_table) {
+			double r50 = ratio_med(val, runs, s, ref, 0, 0);
+			double r999 = ratio_med(val, runs, s, ref, 2, 0);
+			double worst;
+			for (unsigned i = 0; i < 3; i++)
+				med[i] = median(col[i], runs, NULL, NULL);
+			(void)median(col[3], runs, NULL, &worst); /* max over all runs */
+			med[3] = worst;
+			if (o->json) {
+				char f[32], g[32];
+				json_num(a, sizeof a, med[0], "%.0f");
+				json_num(b, sizeof b, med[1], "%.0f");
+				json_num(c, sizeof c, med[2], "%.0f");
+				json_num(d, sizeof d, med[3], "%.0f");
+				json_num(f, sizeof f, r50, "%.4f");
+				json_num(g, sizeof g, r999, "%.4f");
+				printf("{\"scenario\":\"%s\",\"system\":\"%s\",\"p50_ns\":%s,\"p99_ns\":%s,"
+				       "\"p999_ns\":%s,\"max_ns\":%s,\"runs\":%u,\"p50_ratio_to_%s\":%s,"
+				       "\"p999_ratio_to_%s\":%s,\"samples\":%llu,\"payload\":%zu,"
+				       "\"capacity\":%u,\"wait\":\"%s\"",
+				       sc->name, sc->systems[s].name, a, b, c, d, ok, sc->reference, f,
+				       sc->reference, g, (unsigned long long)shape.events, o->payload,
+				       o->capacity, o->wait_name);
+				if (shape.period_ns)
+					printf(",\"rate\":%llu", (unsigned long long)o->rate);
+				printf("}\n");
+			} else {
+				fmt_ns(a, sizeof a, med[0]);
+				fmt_ns(b, sizeof b, med[1]);
+				fmt_ns(c, sizeof c, med[2]);
+				fmt_ns(d, sizeof d, med[3]);
+				fmt_ratio(e, sizeof e, r50);
+				{
+					char f[32];
+					fmt_ratio(f, sizeof f, r999);
+					printf("%-9s %9s %9s %9s %9s %8s %8s %2u/%-2u\n", sc->systems[s].name, a, b,
+					       c, d, e, f, ok, runs);
+				}
+			}
+			continue;
+		}
+		{
+			double rmed = ratio_med(val, runs, s, ref, 0, 0);
+			double imed = ratio_med(val, runs, s, ref, 0, 1);
+			med[0] = median(col[0], runs, &mn, &mx);
+			if (o->json) {
+				json_num(a, sizeof a, med[0], "%.0f");
+				json_num(b, sizeof b, mn, "%.0f");
+				json_num(c, sizeof c, mx, "%.0f");
+				json_num(d, sizeof d, rmed, "%.4f");
+				json_num(e, sizeof e, imed, "%.4f");
+				printf("{\"scenario\":\"%s\",\"system\":\"%s\",\"events_per_s\":%s,\"min\":%s,"
+				       "\"max\":%s,\"runs\":%u,\"ratio_to_ebus\":%s,\"ebus_over_system\":%s,"
+				       "\"events\":%llu,\"payload\":%zu,\"capacity\":%u,\"wait\":\"%s\"}\n",
+				       sc->name, sc->systems[s].name, a, b, c, ok, d, e,
+				       (unsigned long long)shape.published, o->payload, o->capacity,
+				       o->wait_name);
+			} else {
+				fmt_rate(a, sizeof a, med[0]);
+				fmt_rate(b, sizeof b, mn);
+				fmt_rate(c, sizeof c, mx);
+				fmt_ratio(d, sizeof d, rmed);
+				fmt_ratio(e, sizeof e, imed);
+				printf("%-9s %12s %10s %10s %12s %12s %2u/%-2u\n", sc->systems[s].name, a, b, c,
+				       d, e, ok, runs);
+			}
 		}
 	}
 	if (!o->json) {
-		printf("\nev/s = events per second (M = 10^6), first publish to last delivery; "
-		       "ratios are medians of per-round ratios.\n");
+		if (sc->latency_table)
+			printf("\nns = nanoseconds (CLOCK_MONOTONIC); p50/p99/p99.9 are medians over runs of "
+			       "each run's percentile, max is the largest of all runs; ratios are medians of "
+			       "per-round ratios to %s.\n",
+			       sc->reference);
+		else
+			printf("\nev/s = events per second (M = 10^6), first publish to last delivery; "
+			       "ratios are medians of per-round ratios.\n");
+		if (sc->legend)
+			printf("%s\n", sc->legend);
 		for (unsigned s = 0; s < ns; s++)
-			printf("  %-8s %s\n", sc->systems[s].name, sc->systems[s].what);
+			printf("  %-9s %s\n", sc->systems[s].name, sc->systems[s].what);
 	}
 	fflush(stdout);
-	free(eps);
-	free(sink);
+	free(val);
+	free(sinks);
+	free(samples);
 	if (failed) {
-		fprintf(stderr, "ebus-bench: %d run(s) FAILED verification (see above)\n", failed);
+		fprintf(stderr, "ebus-bench: %s: %d run(s) FAILED verification (see above)\n", sc->name,
+		        failed);
 		return 1;
 	}
 	return 0;

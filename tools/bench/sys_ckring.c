@@ -44,7 +44,6 @@ static void *consumer(void *arg)
 	struct ckr *q = arg;
 	struct ck_ring *r = &q->ring;
 	struct bench_slot *buf = q->buf;
-	bench_sink *sink = q->run->sink;
 	const unsigned mask = r->mask, batch = q->batch;
 	uint64_t left = q->run->events;
 	unsigned spins = 0;
@@ -65,7 +64,7 @@ static void *consumer(void *arg)
 		ck_pr_fence_load(); /* slot reads after the p_tail read */
 		for (unsigned i = 0; i < n; i++) {
 			struct bench_slot *s = &buf[(c + i) & mask];
-			(void)bench_deliver(sink, bench_slot_data(s), s->len);
+			bench_consume(q->run, bench_slot_data(s), s->len);
 			bench_slot_release(s);
 		}
 		ck_pr_fence_load_store(); /* slot reads before the slots are handed back */
@@ -94,6 +93,7 @@ static void *producer(void *arg)
 	for (seq = 0; seq < n; seq++) {
 		struct bench_slot *s;
 		bench_fill(buf, len, seq, salt);
+		bench_pace(run, buf, seq);
 		spins = 0;
 		while ((s = ck_ring_enqueue_reserve_spsc_bench_slot(&q->ring, q->buf)) == NULL)
 			bench_relax(&spins);

@@ -25,6 +25,11 @@ static int on_event(const ebus_event_t *ev, void *ctx)
 	return bench_deliver(ctx, ev->data, ev->len);
 }
 
+static int on_event_lat(const ebus_event_t *ev, void *ctx)
+{
+	return bench_deliver_lat(ctx, ev->data, ev->len);
+}
+
 static void *publisher(void *arg)
 {
 	struct ebus_pub *p = arg;
@@ -41,10 +46,13 @@ static void *publisher(void *arg)
 	run->t_start_ns = bench_now_ns();
 	for (seq = 0; seq < n; seq++) {
 		bench_fill(buf, len, seq, salt);
-		rc = ebus_publish(p->topic, buf, len);
+		bench_pace(run, buf, seq);
+		rc = run->by_name ? ebus_publish_name(p->bus, "bench.throughput", buf, len)
+		                  : ebus_publish(p->topic, buf, len);
 		if (rc != EBUS_OK) {
-			snprintf(p->err, sizeof p->err, "ebus_publish(seq %llu) returned %s",
-			         (unsigned long long)seq, ebus_errname(rc));
+			snprintf(p->err, sizeof p->err, "%s(seq %llu) returned %s",
+			         run->by_name ? "ebus_publish_name" : "ebus_publish", (unsigned long long)seq,
+			         ebus_errname(rc));
 			break;
 		}
 	}
@@ -67,10 +75,12 @@ static void check_stats(bench_run *run, ebus_t *bus)
 		bench_fail(run, "ebus_stats returned %s", ebus_errname(rc));
 		return;
 	}
-	if (st.published != n || st.delivered != n || st.handler_calls != n)
-		bench_fail(run, "stats: published %llu, delivered %llu, handler_calls %llu, expected %llu",
+	if (st.published != n || st.delivered != n || st.handler_calls != n * run->nsubs)
+		bench_fail(run, "stats: published %llu, delivered %llu, handler_calls %llu, expected "
+		           "%llu, %llu, %llu",
 		           (unsigned long long)st.published, (unsigned long long)st.delivered,
-		           (unsigned long long)st.handler_calls, (unsigned long long)n);
+		           (unsigned long long)st.handler_calls, (unsigned long long)n,
+		           (unsigned long long)n, (unsigned long long)(n * run->nsubs));
 	if (st.dropped_no_subscriber || st.dropped_shutdown || st.dropped_full || st.rejected_full ||
 	    st.rejected_timeout || st.rejected_shutdown)
 		bench_fail(run,
@@ -116,8 +126,9 @@ void bench_ebus_throughput(bench_run *run, bench_result *res)
 		goto out;
 	}
 	rc = ebus_topic(pub.bus, "bench.throughput", &pub.topic);
-	if (rc == EBUS_OK)
-		rc = ebus_subscribe(pub.topic, on_event, run->sink, &id);
+	for (unsigned k = 0; rc == EBUS_OK && k < run->nsubs; k++)
+		rc = ebus_subscribe(pub.topic, run->latency ? on_event_lat : on_event, &run->sinks[k],
+		                    &id);
 	if (rc != EBUS_OK) {
 		bench_fail(run, "ebus_topic/subscribe returned %s", ebus_errname(rc));
 		goto out;

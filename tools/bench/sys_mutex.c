@@ -28,7 +28,6 @@ struct mq {
 static void *consumer(void *arg)
 {
 	struct mq *q = arg;
-	bench_sink *sink = q->run->sink;
 	uint64_t left = q->run->events;
 	struct bench_slot s;
 
@@ -44,7 +43,7 @@ static void *consumer(void *arg)
 		q->head++;
 		pthread_cond_signal(&q->not_full);
 		pthread_mutex_unlock(&q->lock);
-		(void)bench_deliver(sink, bench_slot_data(&s), s.len);
+		bench_consume(q->run, bench_slot_data(&s), s.len);
 		bench_slot_release(&s);
 		left--;
 	}
@@ -71,6 +70,7 @@ static void *producer(void *arg)
 	run->t_start_ns = bench_now_ns();
 	for (seq = 0; seq < n; seq++) {
 		bench_fill(buf, len, seq, salt);
+		bench_pace(run, buf, seq);
 		if (bench_slot_put(&s, buf, len) != 0) { /* outside the lock, like a real bus */
 			snprintf(q->perr, sizeof q->perr, "producer: malloc failed at seq %llu",
 			         (unsigned long long)seq);

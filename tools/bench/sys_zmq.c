@@ -37,7 +37,6 @@ static void *subscriber(void *arg)
 {
 	struct zq *q = arg;
 	bench_run *run = q->run;
-	bench_sink *sink = run->sink;
 	uint64_t left = run->events;
 	int hwm = (int)(run->o->capacity - run->o->capacity / 2);
 	int tmo = ZQ_RECV_TIMEOUT_MS, zero = 0;
@@ -66,7 +65,7 @@ static void *subscriber(void *arg)
 			         (unsigned long long)(run->events - left));
 			break;
 		}
-		(void)bench_deliver(sink, zmq_msg_data(&msg), zmq_msg_size(&msg));
+		bench_consume(run, zmq_msg_data(&msg), zmq_msg_size(&msg));
 		left--;
 	}
 	zmq_msg_close(&msg);
@@ -110,6 +109,7 @@ static void *publisher(void *arg)
 	run->t_start_ns = bench_now_ns();
 	for (seq = 0; seq < n; seq++) {
 		bench_fill(buf, len, seq, salt);
+		bench_pace(run, buf, seq);
 		if (zmq_send(pub, buf, len, 0) != (int)len) {
 			snprintf(q->perr, sizeof q->perr, "zmq_send(seq %llu): %s", (unsigned long long)seq,
 			         zmq_strerror(errno));

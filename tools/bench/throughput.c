@@ -10,14 +10,14 @@
 
 static const bench_system systems[] = {
 	{"ebus", "async bus, 1 executor, 1 topic, 1 subscriber; ebus_publish (BLOCK), then ebus_flush",
-	 bench_ebus_throughput},
+	 bench_ebus_throughput, NULL},
 	{"ck_ring", "raw ck SPSC ring of 64-byte slots: reserve/commit, batched in-place dequeue, spinning",
-	 bench_ckring_throughput},
+	 bench_ckring_throughput, NULL},
 	{"mutex", "mutex + 2 condvars bounded queue (capacity-1), lock per event on both sides",
-	 bench_mutex_throughput},
+	 bench_mutex_throughput, NULL},
 #ifdef EBUS_BENCH_HAVE_ZMQ
 	{"zmq", "ZeroMQ inproc XPUB(NODROP, blocks at HWM) -> SUB, HWMs sum to capacity, 0 I/O threads",
-	 bench_zmq_throughput},
+	 bench_zmq_throughput, NULL},
 #endif
 };
 
@@ -27,4 +27,7 @@ const bench_scenario bench_scenario_throughput = {
 	systems,
 	sizeof systems / sizeof systems[0],
 	"ebus",
+	0,
+	NULL,
+	NULL,
 };
