@@ -185,7 +185,7 @@ int ebus_create(const ebus_config_t *cfg, ebus_t **out)
 	ebus_registry_add_bus(bus);
 	if (!bus->sync) {
 		for (unsigned i = 0; i < nexec; i++) {
-			rc = ebus_exec_start(bus, bus->exec[i]);
+			rc = ebus_exec_start(bus->exec[i]);
 			if (rc) {
 				atomic_store(&bus->state, BUS_CLOSING);
 				stop_executors(bus, STOP_DISCARD);
@@ -585,7 +585,7 @@ int ebus_shutdown(ebus_t *bus, ebus_shutdown_mode mode)
 	atomic_store_explicit(&bus->state, BUS_CLOSING, memory_order_seq_cst);
 	pthread_mutex_unlock(&bus->ctl_lock);
 	if (bus->sync) {
-		ebus_sync_shutdown(bus, bus->shutdown_mode);
+		ebus_sync_shutdown(bus);
 	} else {
 		ebus_fence_heavy(); /* heavy side of the Dekker pair in publish_async */
 		poke_waiters(bus);  /* publishers blocked on a full lane re-check state */

@@ -319,9 +319,8 @@ static void *exec_main(void *arg)
 	return NULL;
 }
 
-int ebus_exec_start(struct ebus *bus, struct ebus_exec *ex)
+int ebus_exec_start(struct ebus_exec *ex)
 {
-	(void)bus;
 	if (pthread_create(&ex->thread, NULL, exec_main, ex) != 0)
 		return EBUS_ERR_SYSTEM;
 	ex->started = true;

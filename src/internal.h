@@ -307,7 +307,7 @@ void ebus_registry_add_bus(struct ebus *bus);
 void ebus_registry_remove_bus(struct ebus *bus);
 
 /* executor.c */
-int ebus_exec_start(struct ebus *bus, struct ebus_exec *ex);
+int ebus_exec_start(struct ebus_exec *ex);
 void ebus_exec_wake(struct ebus_exec *ex);
 void ebus_exec_notify_progress(struct ebus_exec *ex, bool idle);
 void ebus_exec_notify_all(struct ebus_exec *ex);
@@ -320,6 +320,6 @@ int ebus_sync_publish(struct ebus_topic_s *t, const void *data, size_t len, int 
                       ebus_release_fn release, void *arg);
 void ebus_sync_grace_period(struct ebus *bus);
 int ebus_sync_flush(struct ebus *bus, uint64_t timeout_ns);
-void ebus_sync_shutdown(struct ebus *bus, int mode);
+void ebus_sync_shutdown(struct ebus *bus);
 
 #endif

@@ -174,11 +174,10 @@ void ebus_sync_grace_period(struct ebus *bus)
 	}
 }
 
-int ebus_sync_flush(struct ebus *bus, uint64_t timeout_ns)
+/* In-flight dispatches finish (stripe sweep), then every queued nested
+ * publish is delivered by the thread that queued it. */
+static int sync_quiesce(struct ebus *bus, uint64_t deadline)
 {
-	uint64_t deadline = timeout_ns ? ebus_now_ns() + timeout_ns : 0;
-	if (ebus_tls_sync_depth > 0)
-		return EBUS_ERR_DEADLOCK;
 	ebus_sync_grace_period(bus);
 	while (atomic_load_explicit(&bus->sync_deferred_pending, memory_order_acquire)) {
 		if (deadline && ebus_now_ns() >= deadline)
@@ -188,10 +187,15 @@ int ebus_sync_flush(struct ebus *bus, uint64_t timeout_ns)
 	return EBUS_OK;
 }
 
-void ebus_sync_shutdown(struct ebus *bus, int mode)
+int ebus_sync_flush(struct ebus *bus, uint64_t timeout_ns)
 {
-	(void)mode; /* run_locked reads bus->shutdown_mode */
-	ebus_sync_grace_period(bus);
-	while (atomic_load_explicit(&bus->sync_deferred_pending, memory_order_acquire))
-		sched_yield();
+	if (ebus_tls_sync_depth > 0)
+		return EBUS_ERR_DEADLOCK;
+	return sync_quiesce(bus, timeout_ns ? ebus_now_ns() + timeout_ns : 0);
+}
+
+/* run_locked reads bus->shutdown_mode to drain or discard what is queued. */
+void ebus_sync_shutdown(struct ebus *bus)
+{
+	(void)sync_quiesce(bus, 0);
 }
