@@ -105,6 +105,7 @@ struct retire {
 struct ebus_sub {
 	ebus_handler_fn fn;
 	void *ctx;
+	unsigned flags; /* EBUS_SUB_* */
 	_Atomic int dead;
 	ebus_sub_id id;
 	struct ebus_topic_s *topic;
@@ -125,6 +126,7 @@ struct ebus_topic_s {
 	_Atomic(struct subarr *) subs; /* read per event by the executor */
 	struct ebus *bus;
 	unsigned executor;
+	unsigned flags; /* EBUS_TOPIC_* */
 	uint64_t hash;
 	struct cds_lfht_node node; /* bus->topics, bp flavor */
 	ck_stack_entry_t all; /* bus->all_topics, for destroy */
@@ -281,7 +283,8 @@ uint64_t ebus_hash(const char *s, size_t n);
 int ebus_registry_init(struct ebus *bus);
 void ebus_registry_destroy(struct ebus *bus);
 struct ebus_topic_s *ebus_registry_find(struct ebus *bus, const char *name, size_t len, uint64_t hash);
-int ebus_registry_intern(struct ebus *bus, const char *name, int executor, struct ebus_topic_s **out);
+int ebus_registry_intern(struct ebus *bus, const char *name, int executor, unsigned flags,
+                         struct ebus_topic_s **out);
 
 /* subs.c */
 void ebus_subs_destroy(struct ebus *bus);

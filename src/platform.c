@@ -53,6 +53,11 @@ void ebus_futex_wake(_Atomic uint32_t *word, int count)
 	(void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
 }
 
+uint64_t ebus_clock_ns(void)
+{
+	return ebus_now_ns();
+}
+
 uint64_t ebus_now_ns(void)
 {
 	struct timespec ts;

@@ -211,6 +211,12 @@ void ebus_sync_retire_run(struct ebus *bus)
 
 int ebus_subscribe(ebus_topic_t *topic, ebus_handler_fn fn, void *ctx, ebus_sub_id *out)
 {
+	return ebus_subscribe_ex(topic, fn, ctx, 0, out);
+}
+
+int ebus_subscribe_ex(ebus_topic_t *topic, ebus_handler_fn fn, void *ctx, unsigned flags,
+                      ebus_sub_id *out)
+{
 	struct ebus *bus;
 	struct subarr *old, *nw;
 	struct ebus_sub *sub;
@@ -220,6 +226,10 @@ int ebus_subscribe(ebus_topic_t *topic, ebus_handler_fn fn, void *ctx, ebus_sub_
 
 	if (!topic || !fn || !out)
 		return EBUS_ERR_NULL;
+	if (flags & ~EBUS_SUB_CONCURRENT)
+		return EBUS_ERR_FLAGS;
+	if ((topic->flags & EBUS_TOPIC_UNORDERED) && !(flags & EBUS_SUB_CONCURRENT))
+		return EBUS_ERR_NOT_CONCURRENT;
 	bus = topic->bus;
 	pthread_mutex_lock(&bus->ctl_lock);
 	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN) {
@@ -245,6 +255,7 @@ int ebus_subscribe(ebus_topic_t *topic, ebus_handler_fn fn, void *ctx, ebus_sub_
 	}
 	sub->fn = fn;
 	sub->ctx = ctx;
+	sub->flags = flags;
 	sub->topic = topic;
 	atomic_init(&sub->dead, 0);
 	rc = id_alloc(bus, sub);
@@ -327,6 +338,37 @@ static int unsubscribe(struct ebus *bus, ebus_sub_id id, ebus_released_fn releas
 	arr_free(&old->retire);
 	sub_free(&sub->retire);
 	return EBUS_OK;
+}
+
+/* TEMPORARY (issue 4 in progress): literal patterns only, until the
+ * pattern registry lands. */
+int ebus_subscribe_pattern(ebus_t *bus, const char *pattern, ebus_handler_fn fn, void *ctx,
+                           unsigned flags, ebus_sub_id *out)
+{
+	ebus_topic_t *t;
+	int rc;
+	if (!bus || !pattern || !fn || !out)
+		return EBUS_ERR_NULL;
+	rc = ebus_topic(bus, pattern, &t);
+	if (rc == EBUS_ERR_TOPIC_WILDCARD)
+		return EBUS_ERR_UNSUPPORTED;
+	if (rc)
+		return rc;
+	return ebus_subscribe_ex(t, fn, ctx, flags, out);
+}
+
+int ebus_sub_errors(ebus_t *bus, ebus_sub_id id, uint64_t *errors)
+{
+	struct ebus_sub *sub;
+	uint32_t idx;
+	if (!bus || !errors)
+		return EBUS_ERR_NULL;
+	pthread_mutex_lock(&bus->ctl_lock);
+	sub = id_lookup(bus, id, &idx);
+	if (sub)
+		*errors = ctr_get(&sub->errors);
+	pthread_mutex_unlock(&bus->ctl_lock);
+	return sub ? EBUS_OK : EBUS_ERR_NOT_FOUND;
 }
 
 int ebus_unsubscribe(ebus_t *bus, ebus_sub_id id)

@@ -109,7 +109,8 @@ struct ebus_topic_s *ebus_registry_find(struct ebus *bus, const char *name, size
 	return t; /* topics are immortal: safe after the read section */
 }
 
-int ebus_registry_intern(struct ebus *bus, const char *name, int executor, struct ebus_topic_s **out)
+int ebus_registry_intern(struct ebus *bus, const char *name, int executor, unsigned flags,
+                         struct ebus_topic_s **out)
 {
 	size_t len;
 	uint64_t hash;
@@ -125,6 +126,8 @@ int ebus_registry_intern(struct ebus *bus, const char *name, int executor, struc
 		return rc;
 	if (executor >= 0 && (unsigned)executor >= bus->nexec)
 		return EBUS_ERR_EXECUTOR;
+	if (flags & ~EBUS_TOPIC_UNORDERED)
+		return EBUS_ERR_FLAGS;
 	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN)
 		return EBUS_ERR_SHUTDOWN;
 
@@ -137,6 +140,7 @@ int ebus_registry_intern(struct ebus *bus, const char *name, int executor, struc
 		t->bus = bus;
 		t->hash = hash;
 		t->executor = executor >= 0 ? (unsigned)executor : (unsigned)(hash % bus->nexec);
+		t->flags = flags;
 		t->namelen = len;
 		memcpy(t->name, name, len + 1);
 		atomic_init(&t->subs, NULL);
@@ -161,6 +165,8 @@ int ebus_registry_intern(struct ebus *bus, const char *name, int executor, struc
 	*out = t;
 	if (executor >= 0 && t->executor != (unsigned)executor)
 		return EBUS_ERR_EXISTS;
+	if ((t->flags ^ flags) & EBUS_TOPIC_UNORDERED)
+		return EBUS_ERR_ORDERING;
 	return EBUS_OK;
 }
 
@@ -192,14 +198,26 @@ void ebus_registry_destroy(struct ebus *bus)
 
 int ebus_topic(ebus_t *bus, const char *name, ebus_topic_t **out)
 {
-	return ebus_registry_intern(bus, name, -1, out);
+	return ebus_registry_intern(bus, name, -1, 0, out);
 }
 
 int ebus_topic_on(ebus_t *bus, const char *name, unsigned executor, ebus_topic_t **out)
 {
 	if (bus && executor >= bus->nexec)
 		return EBUS_ERR_EXECUTOR;
-	return ebus_registry_intern(bus, name, (int)executor, out);
+	return ebus_registry_intern(bus, name, (int)executor, 0, out);
+}
+
+int ebus_topic_ex(ebus_t *bus, const char *name, int executor, unsigned flags, ebus_topic_t **out)
+{
+	if (bus && executor >= 0 && (unsigned)executor >= bus->nexec)
+		return EBUS_ERR_EXECUTOR;
+	return ebus_registry_intern(bus, name, executor < 0 ? -1 : executor, flags, out);
+}
+
+unsigned ebus_topic_flags(const ebus_topic_t *t)
+{
+	return t ? t->flags : 0;
 }
 
 const char *ebus_topic_name(const ebus_topic_t *t)

@@ -74,7 +74,16 @@ extern "C" {
 	X(EBUS_DROPPED, 18, "lane is full; event dropped and counted (drop-newest policy)") \
 	X(EBUS_ERR_TIMEOUT, 19, "timed out")                                            \
 	X(EBUS_ERR_DEADLOCK, 20, "the call would wait on the calling executor thread itself") \
-	X(EBUS_ERR_SYSTEM, 21, "a system call failed (thread creation, affinity)")     
+	X(EBUS_ERR_SYSTEM, 21, "a system call failed (thread creation, affinity)")      \
+	X(EBUS_ERR_PATTERN_WILDCARD, 22, "a wildcard '*' or '>' must be a whole token")  \
+	X(EBUS_ERR_PATTERN_GT_LAST, 23, "'>' may only be the last token of a pattern")   \
+	X(EBUS_ERR_RESERVED, 24, "topics under \"$ebus.\" are published by the bus only") \
+	X(EBUS_ERR_NOT_CONCURRENT, 25, "an unordered topic accepts only EBUS_SUB_CONCURRENT subscribers") \
+	X(EBUS_ERR_ORDERING, 26, "topic already exists with the other ordering (ordered vs unordered)") \
+	X(EBUS_ERR_EMPTY, 27, "no event is available (poll)")                           \
+	X(EBUS_ERR_BUFFER, 28, "buffer too small for the event; the size needed is reported") \
+	X(EBUS_ERR_FLAGS, 29, "unknown flag bits")                                       \
+	X(EBUS_ERR_UNSUPPORTED, 30, "not supported by this bus (synchronous mode or a disabled feature)")
 
 typedef enum ebus_err {
 #define EBUS_ERR_ENUM_(name, value, text) name = value,
@@ -156,6 +165,10 @@ typedef struct ebus_config {
 	const ebus_allocator_t *allocator; /* NULL = malloc/free; copied at create */
 	ebus_error_hook_fn error_hook;     /* NULL = none */
 	void *error_hook_arg;
+	int timestamps;             /* non-zero: stamp every event at publish and keep a
+	                               publish-to-dispatch latency histogram (snapshot) */
+	int meta_events;            /* non-zero: the bus publishes meta events on the
+	                               reserved "$ebus." topics (see EBUS_META_*) */
 } ebus_config_t;
 
 /* ---- lifecycle --------------------------------------------------------- */
@@ -222,6 +235,25 @@ EBUS_API int ebus_topic_on(ebus_t *bus, const char *name, unsigned executor, ebu
 /* Checks a topic name without a bus: EBUS_OK or the reason it is invalid. */
 EBUS_API int ebus_topic_validate(const char *name);
 
+/*
+ * Topic flags for ebus_topic_ex.
+ * EBUS_TOPIC_UNORDERED: the topic's events are spread over all executors
+ * (round-robin per publishing thread) for throughput; there is no order
+ * between them, and only subscribers declared EBUS_SUB_CONCURRENT may
+ * subscribe (a literal subscription without it: EBUS_ERR_NOT_CONCURRENT; a
+ * pattern subscription without it does not match unordered topics).
+ */
+#define EBUS_TOPIC_UNORDERED 0x1u
+
+/*
+ * The general form of ebus_topic/ebus_topic_on: executor < 0 places a new
+ * topic by hash. An existing topic with the other ordering:
+ * EBUS_ERR_ORDERING (*out is set to it); unknown flags: EBUS_ERR_FLAGS.
+ */
+EBUS_API int ebus_topic_ex(ebus_t *bus, const char *name, int executor, unsigned flags,
+                           ebus_topic_t **out);
+EBUS_API unsigned ebus_topic_flags(const ebus_topic_t *topic);
+
 EBUS_API const char *ebus_topic_name(const ebus_topic_t *topic);
 EBUS_API unsigned ebus_topic_executor(const ebus_topic_t *topic);
 EBUS_API ebus_t *ebus_topic_bus(const ebus_topic_t *topic);
@@ -287,6 +319,46 @@ EBUS_API int ebus_publish_ref(ebus_topic_t *topic, void *data, size_t len,
 EBUS_API int ebus_subscribe(ebus_topic_t *topic, ebus_handler_fn handler, void *ctx,
                             ebus_sub_id *out);
 
+/* Subscription flags.
+ * EBUS_SUB_CONCURRENT: the handler may run on several threads at once
+ * (needed for unordered topics; lets a pattern subscription skip the
+ * serialisation described at ebus_subscribe_pattern). */
+#define EBUS_SUB_CONCURRENT 0x1u
+
+/* ebus_subscribe with flags. Unknown flags: EBUS_ERR_FLAGS. */
+EBUS_API int ebus_subscribe_ex(ebus_topic_t *topic, ebus_handler_fn handler, void *ctx,
+                               unsigned flags, ebus_sub_id *out);
+
+/*
+ * Subscribes to every topic whose name matches `pattern` (NATS subject
+ * syntax): tokens separated by '.', '*' matches exactly one token, '>'
+ * matches one or more trailing tokens and only as the last token. A pattern
+ * without wildcards matches one name. Topics interned later get the
+ * subscription too; ebus_unsubscribe removes it from every topic. Matching
+ * costs O(topics) here and O(patterns) when a topic is interned, never
+ * anything per event. A pattern whose first token is a wildcard does not
+ * match reserved "$ebus." topics (subscribe to "$ebus.>" for those).
+ * Without EBUS_SUB_CONCURRENT the handler still never runs on two threads
+ * at once, even for topics on different executors: on a bus with more
+ * than one executor (or stripe, in synchronous mode) its calls are
+ * serialised by a per-subscription spin lock, and it does not match
+ * unordered topics. The same (handler, ctx, pattern) twice:
+ * EBUS_ERR_DUPLICATE. Thread-safety: as ebus_subscribe.
+ */
+EBUS_API int ebus_subscribe_pattern(ebus_t *bus, const char *pattern, ebus_handler_fn handler,
+                                    void *ctx, unsigned flags, ebus_sub_id *out);
+
+/* Checks a pattern without a bus: EBUS_OK or the reason it is invalid. */
+EBUS_API int ebus_pattern_validate(const char *pattern);
+
+/* *matched = 1 if `topic` (a literal name) matches `pattern`, else 0.
+ * Returns the validation error of either string, or EBUS_OK. */
+EBUS_API int ebus_pattern_match(const char *pattern, const char *topic, int *matched);
+
+/* Handler calls of one subscription that returned non-zero.
+ * EBUS_ERR_NOT_FOUND once it is unsubscribed. Thread-safety: any thread. */
+EBUS_API int ebus_sub_errors(ebus_t *bus, ebus_sub_id id, uint64_t *errors);
+
 /*
  * Removes a subscription. From a thread that is not running a handler of
  * any ebus bus: when it returns, the handler is not running and will never
@@ -336,11 +408,168 @@ typedef struct ebus_stats_s {
 	uint64_t lanes_reclaimed;
 	uint64_t parks;                 /* times an executor went to sleep (futex) */
 	uint64_t wakeups;               /* times it woke from such a sleep */
+	uint64_t lane_high_water;       /* most events the executor found queued in
+	                                   one lane (max over lanes, since create) */
 } ebus_stats_t;
 
 /* Totals over all executors (executor < 0) or one executor.
  * EBUS_ERR_EXECUTOR if out of range. Thread-safety: any thread. */
 EBUS_API int ebus_stats(ebus_t *bus, int executor, ebus_stats_t *out);
+
+/* ---- pull consumers --------------------------------------------------------- */
+
+/*
+ * A pull consumer is a subscription with its own bounded queue: the bus
+ * copies each matching event into it, and the application takes events
+ * out with ebus_consume on a thread of its choosing. A full queue follows
+ * the bus's full policy: BLOCK waits (up to block_timeout_ns) for the
+ * consumer to make room, FAIL and DROP lose the event for this consumer
+ * only; each loss is counted by cause (ebus_consumer_stats).
+ */
+typedef struct ebus_consumer ebus_consumer_t;
+
+/* What ebus_consume took: the topic, and the event's size in bytes. */
+typedef struct ebus_message {
+	ebus_topic_t *topic;
+	size_t len;
+} ebus_message_t;
+
+#define EBUS_FOREVER UINT64_MAX /* a timeout that never expires */
+
+/*
+ * Creates a consumer of every topic matching `pattern` (a literal name is a
+ * pattern too). capacity: queued events, a power of two in [4, 2^24];
+ * 0 = 1024. Thread-safety: any thread.
+ */
+EBUS_API int ebus_consumer_create(ebus_t *bus, const char *pattern, unsigned capacity,
+                                  ebus_consumer_t **out);
+
+/*
+ * Takes the oldest queued event: copies its payload into buf (cap bytes)
+ * and describes it in *msg. timeout_ns: 0 polls, EBUS_FOREVER waits as long
+ * as needed, anything else is a relative limit. Returns EBUS_OK,
+ * EBUS_ERR_EMPTY (poll, nothing queued), EBUS_ERR_TIMEOUT, EBUS_ERR_BUFFER
+ * (the event stays queued and msg->len is the size needed),
+ * EBUS_ERR_SHUTDOWN (the bus is shut down and the queue is empty), or
+ * EBUS_ERR_DEADLOCK (a waiting call from a handler of the same bus).
+ * Thread-safety: one consuming thread at a time per consumer.
+ */
+EBUS_API int ebus_consume(ebus_consumer_t *c, void *buf, size_t cap, ebus_message_t *msg,
+                          uint64_t timeout_ns);
+
+/* As ebus_consume with an absolute deadline on ebus_clock_ns()'s clock. */
+EBUS_API int ebus_consume_until(ebus_consumer_t *c, void *buf, size_t cap, ebus_message_t *msg,
+                                uint64_t deadline_ns);
+
+typedef struct ebus_consumer_stats {
+	uint64_t received;         /* events put in the queue */
+	uint64_t consumed;         /* events taken out by ebus_consume */
+	uint64_t queued;           /* in the queue now */
+	uint64_t high_water;       /* most events ever queued at once */
+	uint64_t dropped_full;     /* queue full, drop-newest policy */
+	uint64_t rejected_full;    /* queue full, fail-fast policy (or a wait that would deadlock) */
+	uint64_t rejected_timeout; /* queue full, block policy timed out */
+} ebus_consumer_stats_t;
+
+EBUS_API int ebus_consumer_stats(const ebus_consumer_t *c, ebus_consumer_stats_t *out);
+
+/* Unsubscribes (waiting as ebus_unsubscribe does), drops what is queued and
+ * frees the consumer. NULL is a no-op. Not concurrently with ebus_consume
+ * on the same consumer. */
+EBUS_API void ebus_consumer_destroy(ebus_consumer_t *c);
+
+/*
+ * Waits for the next event on a topic matching `pattern` that is
+ * dispatched after the call began, and copies it out as ebus_consume does
+ * (a one-shot consumer of capacity 4).
+ */
+EBUS_API int ebus_await(ebus_t *bus, const char *pattern, void *buf, size_t cap,
+                        ebus_message_t *msg, uint64_t timeout_ns);
+
+/* CLOCK_MONOTONIC in nanoseconds: the clock of deadlines and timestamps. */
+EBUS_API uint64_t ebus_clock_ns(void);
+
+/* ---- meta events ---------------------------------------------------------------- */
+
+/*
+ * With config.meta_events, the bus publishes an ebus_meta_t on these
+ * reserved topics (subscribe to them by name, or to "$ebus.>"). Nobody else
+ * may publish under "$ebus." (EBUS_ERR_RESERVED). Meta events never block
+ * the bus: one that finds its lane full is dropped and counted
+ * (dropped_full). Executor events do not exist in synchronous mode.
+ */
+#define EBUS_META_PREFIX "$ebus."
+#define EBUS_META_SUB_ADDED "$ebus.sub.added"
+#define EBUS_META_SUB_REMOVED "$ebus.sub.removed"
+#define EBUS_META_EXECUTOR_STARTED "$ebus.executor.started"
+#define EBUS_META_EXECUTOR_STOPPED "$ebus.executor.stopped"
+#define EBUS_META_EXECUTOR_IDLE "$ebus.executor.idle"
+#define EBUS_META_HANDLER_ERROR "$ebus.handler.error"
+
+typedef enum ebus_meta_kind {
+	EBUS_META_KIND_SUB_ADDED = 1,
+	EBUS_META_KIND_SUB_REMOVED,
+	EBUS_META_KIND_EXECUTOR_STARTED,
+	EBUS_META_KIND_EXECUTOR_STOPPED,
+	EBUS_META_KIND_EXECUTOR_IDLE,  /* the executor ran out of work after some */
+	EBUS_META_KIND_HANDLER_ERROR
+} ebus_meta_kind;
+
+typedef struct ebus_meta {
+	int kind;            /* ebus_meta_kind */
+	int executor;        /* the executor concerned, or -1 */
+	ebus_sub_id sub;     /* subscription events, handler errors; else 0 */
+	uint64_t count;      /* sub added/removed: subscriptions now on that topic
+	                        or pattern; handler error: that subscription's errors */
+	int rc;              /* handler error: what the handler returned */
+	char name[EBUS_TOPIC_MAX + 1]; /* the topic or pattern, or "" */
+} ebus_meta_t;
+
+/* ---- snapshots ------------------------------------------------------------------ */
+
+typedef struct ebus_topic_stats {
+	const char *name;              /* valid as long as the snapshot */
+	unsigned flags;                /* EBUS_TOPIC_* */
+	int executor;                  /* -1 for unordered topics */
+	uint64_t subscribers;
+	uint64_t dispatched;           /* events taken from lanes (or published, sync) */
+	uint64_t delivered;
+	uint64_t handler_calls;
+	uint64_t handler_errors;
+	uint64_t dropped_no_subscriber;
+	uint64_t dropped_shutdown;
+	uint64_t dropped_full;         /* not accepted: full lane, drop-newest */
+	uint64_t rejected_full;
+	uint64_t rejected_timeout;
+} ebus_topic_stats_t;
+
+typedef struct ebus_snapshot {
+	uint64_t taken_ns;             /* ebus_clock_ns() when taken */
+	ebus_stats_t total;
+	unsigned nexec;
+	const ebus_stats_t *executors; /* [nexec] */
+	size_t ntopics;
+	const ebus_topic_stats_t *topics; /* [ntopics], in name order */
+	uint64_t latency_samples;      /* 0 unless config.timestamps */
+	const void *latency_;          /* the histogram; use ebus_snapshot_percentile */
+} ebus_snapshot_t;
+
+/* Copies every counter of the bus, its executors, its topics and the
+ * latency histogram. Thread-safety: any thread; never slows publishers or
+ * executors (relaxed loads of single-writer counters). */
+EBUS_API int ebus_snapshot(ebus_t *bus, ebus_snapshot_t **out);
+EBUS_API void ebus_snapshot_free(ebus_snapshot_t *snap);
+
+/* Publish-to-dispatch latency at percentile p in [0, 100], in ns (bucket
+ * upper bound, within 1/16 of the value). EBUS_ERR_EMPTY with no samples,
+ * EBUS_ERR_CONFIG for p outside [0, 100]. */
+EBUS_API int ebus_snapshot_percentile(const ebus_snapshot_t *snap, double p, uint64_t *ns);
+
+/* Renders the snapshot as Prometheus text exposition (version 0.0.4) into
+ * buf. *len gets the length needed without the NUL; EBUS_ERR_BUFFER if it
+ * does not fit in cap (buf is then left as a valid, truncated string). */
+EBUS_API int ebus_snapshot_prometheus(const ebus_snapshot_t *snap, char *buf, size_t cap,
+                                      size_t *len);
 
 #ifdef __cplusplus
 }
