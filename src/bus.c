@@ -584,6 +584,7 @@ int ebus_shutdown(ebus_t *bus, ebus_shutdown_mode mode)
 	pthread_mutex_lock(&bus->ctl_lock); /* subscribe sees the state under this lock */
 	atomic_store_explicit(&bus->state, BUS_CLOSING, memory_order_seq_cst);
 	pthread_mutex_unlock(&bus->ctl_lock);
+	ebus_consumers_notify(bus); /* handlers blocked on a full consumer queue give up */
 	if (bus->sync) {
 		ebus_sync_shutdown(bus);
 	} else {
@@ -595,6 +596,7 @@ int ebus_shutdown(ebus_t *bus, ebus_shutdown_mode mode)
 	atomic_store_explicit(&bus->state, BUS_CLOSED, memory_order_seq_cst);
 	if (!bus->sync)
 		poke_waiters(bus); /* flush waiters see CLOSED */
+	ebus_consumers_notify(bus); /* waiting consumers see CLOSED */
 	pthread_mutex_unlock(&bus->shutdown_lock);
 	return EBUS_OK;
 }

@@ -255,6 +255,7 @@ struct ebus {
 	_Atomic uint64_t unknown_name_drops;
 	_Atomic uint64_t sync_deferred_pending;
 	pthread_mutex_t shutdown_lock;
+	struct ebus_consumer *consumers; /* pull consumers, under ctl_lock (consumer.c) */
 };
 
 /* TSan: executors release this before each quiescent state; frees after a
@@ -317,6 +318,10 @@ void ebus_exec_notify_all(struct ebus_exec *ex);
 void ebus_release_payload(struct ebus *bus, struct ebus_slot *s);
 void ebus_dispatch_slot(struct ebus *bus, struct ebus_slot *s, ebus_ctr *delivered,
                         ebus_ctr *calls, ebus_ctr *errors, ebus_ctr *no_sub);
+
+/* consumer.c: wakes every pull consumer and every handler blocked on a
+ * consumer's full queue, so they re-check the bus state (ebus_shutdown). */
+void ebus_consumers_notify(struct ebus *bus);
 
 /* sync.c */
 int ebus_sync_publish(struct ebus_topic_s *t, const void *data, size_t len, int kind,

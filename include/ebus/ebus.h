@@ -422,9 +422,18 @@ EBUS_API int ebus_stats(ebus_t *bus, int executor, ebus_stats_t *out);
  * A pull consumer is a subscription with its own bounded queue: the bus
  * copies each matching event into it, and the application takes events
  * out with ebus_consume on a thread of its choosing. A full queue follows
- * the bus's full policy: BLOCK waits (up to block_timeout_ns) for the
- * consumer to make room, FAIL and DROP lose the event for this consumer
- * only; each loss is counted by cause (ebus_consumer_stats).
+ * the bus's full_policy (a per-publish override of ebus_publish_ex does not
+ * reach consumers): BLOCK waits (up to block_timeout_ns) for the consumer
+ * to make room, FAIL and DROP lose the event for this consumer only; each
+ * loss is counted by cause (ebus_consumer_stats). A loss is never a handler
+ * error: the bus counts the event as delivered. A handler blocked on a full
+ * queue gives up (dropped_shutdown) when the consumer is destroyed or the
+ * bus starts shutting down, and does not wait at all on the thread that
+ * last called ebus_consume on it (rejected_full): that thread is the one
+ * that would make room. Under BLOCK, a consuming thread that waits for the
+ * bus (ebus_flush, a blocking publish, ebus_unsubscribe) while its queue is
+ * full waits for a handler that waits for it, until block_timeout_ns.
+ * Destroy every consumer before ebus_destroy of its bus.
  */
 typedef struct ebus_consumer ebus_consumer_t;
 
@@ -438,29 +447,43 @@ typedef struct ebus_message {
 
 /*
  * Creates a consumer of every topic matching `pattern` (a literal name is a
- * pattern too). capacity: queued events, a power of two in [4, 2^24];
- * 0 = 1024. Thread-safety: any thread.
+ * pattern too). capacity: a power of two in [4, 2^24], 0 = 1024; the queue
+ * holds capacity - 1 events (as a lane does). Errors: EBUS_ERR_NULL,
+ * EBUS_ERR_CAPACITY, the pattern's validation code, EBUS_ERR_SHUTDOWN,
+ * EBUS_ERR_NOMEM; nothing is left behind. Events dispatched after it
+ * returns are queued. Thread-safety: any thread, including handlers.
  */
 EBUS_API int ebus_consumer_create(ebus_t *bus, const char *pattern, unsigned capacity,
                                   ebus_consumer_t **out);
 
 /*
- * Takes the oldest queued event: copies its payload into buf (cap bytes)
- * and describes it in *msg. timeout_ns: 0 polls, EBUS_FOREVER waits as long
- * as needed, anything else is a relative limit. Returns EBUS_OK,
- * EBUS_ERR_EMPTY (poll, nothing queued), EBUS_ERR_TIMEOUT, EBUS_ERR_BUFFER
- * (the event stays queued and msg->len is the size needed),
- * EBUS_ERR_SHUTDOWN (the bus is shut down and the queue is empty), or
- * EBUS_ERR_DEADLOCK (a waiting call from a handler of the same bus).
- * Thread-safety: one consuming thread at a time per consumer.
+ * Takes the oldest queued event: copies its payload into buf (cap bytes;
+ * buf may be NULL when cap is 0) and describes it in *msg. timeout_ns: 0
+ * polls, EBUS_FOREVER waits as long as needed, anything else is a relative
+ * limit. Returns EBUS_OK, EBUS_ERR_EMPTY (poll, nothing queued),
+ * EBUS_ERR_TIMEOUT, EBUS_ERR_BUFFER (the event stays queued; msg->topic and
+ * msg->len, the size needed, are set), EBUS_ERR_SHUTDOWN (ebus_shutdown has
+ * completed and the queue is empty: what was queued before is returned
+ * first, and a call waiting when shutdown completes wakes up),
+ * EBUS_ERR_NULL, or EBUS_ERR_DEADLOCK: a call with timeout_ns != 0 from an
+ * executor thread of the same bus, or from a handler of a synchronous bus,
+ * fails at once whether or not an event is queued (polling is allowed).
+ * Events from one publishing thread on one ordered topic come out in
+ * publish order. Thread-safety: one consuming thread at a time per
+ * consumer; concurrently with publishers, handlers and ebus_consumer_stats.
  */
 EBUS_API int ebus_consume(ebus_consumer_t *c, void *buf, size_t cap, ebus_message_t *msg,
                           uint64_t timeout_ns);
 
-/* As ebus_consume with an absolute deadline on ebus_clock_ns()'s clock. */
+/* As ebus_consume with an absolute deadline on ebus_clock_ns()'s clock
+ * (EBUS_FOREVER: none). A deadline already past takes what is queued
+ * without waiting, else EBUS_ERR_TIMEOUT. */
 EBUS_API int ebus_consume_until(ebus_consumer_t *c, void *buf, size_t cap, ebus_message_t *msg,
                                 uint64_t deadline_ns);
 
+/* Counters of one consumer. Once no handler runs for it:
+ *   received == consumed + queued, and every event dispatched to it is in
+ *   received or in exactly one loss counter. */
 typedef struct ebus_consumer_stats {
 	uint64_t received;         /* events put in the queue */
 	uint64_t consumed;         /* events taken out by ebus_consume */
@@ -469,19 +492,35 @@ typedef struct ebus_consumer_stats {
 	uint64_t dropped_full;     /* queue full, drop-newest policy */
 	uint64_t rejected_full;    /* queue full, fail-fast policy (or a wait that would deadlock) */
 	uint64_t rejected_timeout; /* queue full, block policy timed out */
+	uint64_t dropped_shutdown; /* queue full, block policy, and the consumer was being
+	                              destroyed or the bus shutting down */
+	uint64_t dropped_nomem;    /* a payload over 48 bytes could not be copied */
 } ebus_consumer_stats_t;
 
+/* Relaxed reads; not atomic across fields while events flow.
+ * Thread-safety: any thread, concurrently with everything but destroy. */
 EBUS_API int ebus_consumer_stats(const ebus_consumer_t *c, ebus_consumer_stats_t *out);
 
-/* Unsubscribes (waiting as ebus_unsubscribe does), drops what is queued and
- * frees the consumer. NULL is a no-op. Not concurrently with ebus_consume
- * on the same consumer. */
+/*
+ * Unsubscribes, drops what is queued and frees the consumer. NULL is a
+ * no-op. Handlers blocked on its full queue give up first (counted as
+ * dropped_shutdown). From a thread that is not running a handler it waits
+ * as ebus_unsubscribe does and has freed everything when it returns; from
+ * inside a handler it does not wait (and cannot deadlock): the consumer is
+ * freed once no handler can still be using it. Either way c must not be
+ * used after the call. Thread-safety: any thread, but not concurrently with
+ * another call on the same consumer; before ebus_destroy of its bus.
+ */
 EBUS_API void ebus_consumer_destroy(ebus_consumer_t *c);
 
 /*
  * Waits for the next event on a topic matching `pattern` that is
- * dispatched after the call began, and copies it out as ebus_consume does
- * (a one-shot consumer of capacity 4).
+ * dispatched after the subscription is in place (early in the call), and
+ * copies it out as ebus_consume does: a one-shot consumer of capacity 4
+ * that drops what it does not need, so it never holds up the bus.
+ * EBUS_ERR_BUFFER reports the size, but the event is gone. Errors as
+ * ebus_consumer_create and ebus_consume. Thread-safety: any thread; from a
+ * handler of the bus only with timeout_ns 0 (else EBUS_ERR_DEADLOCK).
  */
 EBUS_API int ebus_await(ebus_t *bus, const char *pattern, void *buf, size_t cap,
                         ebus_message_t *msg, uint64_t timeout_ns);
