@@ -286,6 +286,16 @@ struct ebus_topic_s *ebus_registry_find(struct ebus *bus, const char *name, size
 int ebus_registry_intern(struct ebus *bus, const char *name, int executor, unsigned flags,
                          struct ebus_topic_s **out);
 
+/* pattern.c: NATS subject patterns ('*' one token, '>' one or more trailing
+ * tokens). ebus_pattern_check validates (same rules and codes as
+ * ebus_topic_check, plus whole-token wildcards; *len_out = strlen on
+ * success). The other two take valid strings and their lengths (no NUL
+ * needed). A pattern whose first token is a wildcard does not match names
+ * under EBUS_META_PREFIX. */
+int ebus_pattern_check(const char *pattern, size_t *len_out);
+bool ebus_pattern_has_wildcard(const char *pattern, size_t len);
+bool ebus_pattern_matches(const char *pattern, size_t plen, const char *name, size_t nlen);
+
 /* subs.c */
 void ebus_subs_destroy(struct ebus *bus);
 void ebus_retire(struct ebus *bus, struct retire *r);
