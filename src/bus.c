@@ -319,6 +319,13 @@ static int full_block(struct ebus *bus, struct lane *lane, struct ebus_slot **sl
 			ctr_add(&lane->rejected_timeout, 1);
 			break;
 		}
+		/* An executor may start waiting for us later (a serial
+		 * subscription's guard that we hold: subs.c). */
+		if (self && spins >= BLOCK_SPINS && cycle_through(bus, self, target)) {
+			rc = EBUS_ERR_DEADLOCK;
+			ctr_add(&lane->rejected_full, 1);
+			break;
+		}
 		if (spins < BLOCK_SPINS)
 			ebus_cpu_relax();
 		else if (spins < BLOCK_SPINS + BLOCK_YIELDS)
@@ -344,6 +351,7 @@ static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, b
 	struct ebus_exec *ex;
 	struct lane *lane;
 	struct ebus_slot *s;
+	unsigned exec;
 	int rc = EBUS_OK;
 
 	if (EBUS_UNLIKELY(!p))
@@ -356,9 +364,15 @@ static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, b
 		rc = EBUS_ERR_SHUTDOWN;
 		goto out;
 	}
-	lane = p->lanes[t->executor];
+	exec = t->executor;
+	if (EBUS_UNLIKELY(t->flags & EBUS_TOPIC_UNORDERED)) {
+		/* Spread over the executors, round-robin per publishing thread. */
+		exec = p->spread;
+		p->spread = exec + 1 < bus->nexec ? exec + 1 : 0;
+	}
+	lane = p->lanes[exec];
 	if (EBUS_UNLIKELY(!lane)) {
-		lane = ebus_lane_create(bus, p, t->executor);
+		lane = ebus_lane_create(bus, p, exec);
 		if (!lane) {
 			rc = EBUS_ERR_NOMEM;
 			goto out;
@@ -420,6 +434,8 @@ static int publish(struct ebus_topic_s *t, const void *data, size_t len, bool by
 {
 	if (EBUS_UNLIKELY(!t || (!data && len)))
 		return EBUS_ERR_NULL;
+	if (EBUS_UNLIKELY(t->flags & TOPIC_RESERVED))
+		return EBUS_ERR_RESERVED;
 	if (EBUS_UNLIKELY(len > (by_ref ? UINT32_MAX : t->bus->max_payload)))
 		return EBUS_ERR_TOO_LARGE;
 	if (EBUS_UNLIKELY((unsigned)policy > EBUS_FULL_DROP))
@@ -455,6 +471,9 @@ int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t le
 	rc = ebus_topic_check(name, &n);
 	if (rc)
 		return rc;
+	if (n > sizeof EBUS_META_PREFIX - 1 &&
+	    memcmp(name, EBUS_META_PREFIX, sizeof EBUS_META_PREFIX - 1) == 0)
+		return EBUS_ERR_RESERVED;
 	t = ebus_registry_find(bus, name, n, ebus_hash(name, n));
 	if (t)
 		return publish(t, data, len, false, NULL, NULL, EBUS_FULL_DEFAULT);

@@ -58,11 +58,14 @@ void ebus_dispatch_slot(struct ebus *bus, struct ebus_slot *s, ebus_ctr *deliver
 		int rc;
 		if (atomic_load_explicit(&sub->dead, memory_order_relaxed))
 			continue;
-		rc = sub->fn(&ev, sub->ctx);
+		if (EBUS_LIKELY(!sub->serial))
+			rc = sub->fn(&ev, sub->ctx);
+		else
+			rc = ebus_call_serial(bus, sub, &ev);
 		ctr_add(calls, 1);
 		if (EBUS_UNLIKELY(rc != 0)) {
 			ctr_add(errors, 1);
-			ctr_add(&sub->errors, 1);
+			atomic_fetch_add_explicit(&sub->errors, 1, memory_order_relaxed);
 			if (bus->error_hook)
 				bus->error_hook(bus->error_hook_arg, t, sub->id, rc);
 		}

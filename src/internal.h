@@ -16,6 +16,7 @@
 #include "platform.h"
 
 #include <ck_ring.h>
+#include <ck_spinlock.h>
 #include <ck_stack.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -102,16 +103,30 @@ struct retire {
 };
 
 /* ---- subscribers ------------------------------------------------------- */
+/*
+ * One subscription. A literal one sits in one topic's array; a pattern one
+ * (pattern != NULL) sits in the array of every matching topic, and on
+ * bus->patterns. `serial` subscriptions (a pattern without
+ * EBUS_SUB_CONCURRENT on a bus with several executors or stripes) take
+ * `guard` around each call, so they never run on two threads at once.
+ */
 struct ebus_sub {
 	ebus_handler_fn fn;
 	void *ctx;
+	bool serial;
 	unsigned flags; /* EBUS_SUB_* */
 	_Atomic int dead;
 	ebus_sub_id id;
-	struct ebus_topic_s *topic;
+	struct ebus_topic_s *topic; /* literal subscriptions */
+	char *pattern;              /* pattern subscriptions: NUL-terminated, after the struct */
+	size_t patlen;
+	struct ebus_sub *pat_next, *pat_prev; /* bus->patterns, under ctl_lock */
 	ebus_released_fn released;
-	ebus_ctr errors;
+	_Atomic uint64_t errors; /* fetch_add on the error path: concurrent subs have many writers */
 	struct retire retire;
+	/* serial subscriptions only */
+	ck_spinlock_fas_t guard __attribute__((aligned(EBUS_CL)));
+	_Atomic(struct ebus_exec *) owner; /* executor holding guard (cycle detection) */
 };
 
 /* Immutable once published: copy-on-write under bus->ctl_lock. */
@@ -126,13 +141,18 @@ struct ebus_topic_s {
 	_Atomic(struct subarr *) subs; /* read per event by the executor */
 	struct ebus *bus;
 	unsigned executor;
-	unsigned flags; /* EBUS_TOPIC_* */
+	unsigned flags; /* EBUS_TOPIC_* | TOPIC_RESERVED */
 	uint64_t hash;
 	struct cds_lfht_node node; /* bus->topics, bp flavor */
 	ck_stack_entry_t all; /* bus->all_topics, for destroy */
 	size_t namelen;
 	char name[];
 };
+
+/* Internal topic flag: the name is under EBUS_META_PREFIX. */
+#define TOPIC_RESERVED 0x100u
+/* ebus_registry_intern: return an existing topic whatever its ordering. */
+#define TOPIC_ANY_ORDER 0x200u
 
 /* ---- lanes: one SPSC ring per (publishing thread, executor) ------------- */
 struct lane {
@@ -157,6 +177,7 @@ struct lane {
  * the global registry lock (see lane.c). */
 struct producer {
 	_Atomic int busy; /* inside a publish call: shutdown waits for 0 */
+	unsigned spread;  /* next executor for unordered topics */
 	uint64_t bus_id;
 	struct ebus *bus;
 	struct producer *tls_next;
@@ -243,6 +264,7 @@ struct ebus {
 	uint32_t tag;
 	struct retire *retired;
 	unsigned nretired;
+	struct ebus_sub *patterns, *patterns_tail; /* pattern subscriptions, oldest first */
 	_Atomic int sync_retire_pending;
 
 	/* lanes and producers, for flush/stats/shutdown/reclaim */
@@ -298,6 +320,8 @@ bool ebus_pattern_matches(const char *pattern, size_t plen, const char *name, si
 
 /* subs.c */
 void ebus_subs_destroy(struct ebus *bus);
+int ebus_subs_for_new_topic(struct ebus *bus, struct ebus_topic_s *t, struct subarr **out);
+int ebus_call_serial(struct ebus *bus, struct ebus_sub *sub, const ebus_event_t *ev);
 void ebus_retire(struct ebus *bus, struct retire *r);
 void ebus_retire_flush(struct ebus *bus);
 void ebus_sync_retire_run(struct ebus *bus);

@@ -249,6 +249,9 @@ EBUS_API int ebus_topic_validate(const char *name);
  * The general form of ebus_topic/ebus_topic_on: executor < 0 places a new
  * topic by hash. An existing topic with the other ordering:
  * EBUS_ERR_ORDERING (*out is set to it); unknown flags: EBUS_ERR_FLAGS.
+ * (ebus_topic and ebus_topic_on return an existing topic whatever its
+ * ordering, and create ordered ones.) On a synchronous bus an unordered
+ * topic is delivered on the publishing thread like any other.
  */
 EBUS_API int ebus_topic_ex(ebus_t *bus, const char *name, int executor, unsigned flags,
                            ebus_topic_t **out);
