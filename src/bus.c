@@ -66,6 +66,8 @@ static int check_config(const ebus_config_t *c, unsigned *nexec)
 		return EBUS_ERR_CONFIG;
 	if (c->allocator && (!c->allocator->alloc || !c->allocator->free))
 		return EBUS_ERR_NULL;
+	if (c->meta_handler && !c->meta_events)
+		return EBUS_ERR_CONFIG;
 	if (c->cpus) {
 		if (c->synchronous)
 			return EBUS_ERR_CONFIG; /* no threads to pin */
@@ -183,6 +185,12 @@ int ebus_create(const ebus_config_t *cfg, ebus_t **out)
 	if (rc)
 		goto fail;
 	ebus_registry_add_bus(bus);
+	rc = ebus_meta_init(bus, cfg);
+	if (rc) {
+		ebus_registry_remove_bus(bus);
+		atomic_store(&bus->state, BUS_CLOSED);
+		goto fail_subs;
+	}
 	if (!bus->sync) {
 		for (unsigned i = 0; i < nexec; i++) {
 			rc = ebus_exec_start(bus->exec[i]);
@@ -190,12 +198,17 @@ int ebus_create(const ebus_config_t *cfg, ebus_t **out)
 				atomic_store(&bus->state, BUS_CLOSING);
 				stop_executors(bus, STOP_DISCARD);
 				ebus_registry_remove_bus(bus);
-				goto fail;
+				goto fail_subs;
 			}
 		}
 	}
 	*out = bus;
 	return EBUS_OK;
+fail_subs:
+	/* No executor runs: what subscribe retired can go at once, and lanes
+	 * made by meta events are on bus->lanes. */
+	urcu_qsbr_barrier();
+	ebus_subs_destroy(bus);
 fail:
 	if (bus->topics)
 		ebus_registry_destroy(bus);
@@ -460,6 +473,14 @@ int ebus_publish_ref(ebus_topic_t *t, void *data, size_t len, ebus_release_fn re
 	return publish(t, data, len, true, release, arg, EBUS_FULL_DEFAULT);
 }
 
+/* Meta events: no reserved-prefix or size check, never waits. */
+int ebus_publish_internal(struct ebus_topic_s *t, const void *data, size_t len)
+{
+	if (t->bus->sync)
+		return ebus_sync_publish(t, data, len, SLOT_INLINE, NULL, NULL);
+	return publish_async(t, data, len, false, NULL, NULL, EBUS_FULL_DROP);
+}
+
 int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t len)
 {
 	size_t n;
@@ -610,6 +631,7 @@ int ebus_shutdown(ebus_t *bus, ebus_shutdown_mode mode)
 		poke_waiters(bus);  /* publishers blocked on a full lane re-check state */
 		wait_publishers(bus);
 		stop_executors(bus, bus->shutdown_mode);
+		ebus_meta_stopped(bus);
 	}
 	atomic_store_explicit(&bus->state, BUS_CLOSED, memory_order_seq_cst);
 	if (!bus->sync)

@@ -191,6 +191,7 @@ enum { STOP_NONE = 0, STOP_DRAIN = 1, STOP_DISCARD = 2 };
 
 struct ebus_exec {
 	/* executor-private, hot */
+	uint64_t meta_seen, idle_work; /* meta events handled; work at the last idle event */
 	struct lane **lanes;
 	unsigned nlanes, cap_lanes;
 	unsigned rr;
@@ -235,6 +236,8 @@ struct idslot {
 
 enum { BUS_OPEN = 0, BUS_CLOSING = 1, BUS_CLOSED = 2 };
 
+enum { META_SUB_ADDED, META_SUB_REMOVED, META_STARTED, META_STOPPED, META_IDLE, META_ERROR, META_N };
+
 struct ebus {
 	/* read on every publish */
 	_Atomic int state;
@@ -277,6 +280,8 @@ struct ebus {
 	_Atomic uint64_t unknown_name_drops;
 	_Atomic uint64_t sync_deferred_pending;
 	pthread_mutex_t shutdown_lock;
+
+	struct ebus_topic_s *meta[META_N]; /* all NULL unless config.meta_events */
 };
 
 /* TSan: executors release this before each quiescent state; frees after a
@@ -351,6 +356,13 @@ void ebus_exec_notify_all(struct ebus_exec *ex);
 void ebus_release_payload(struct ebus *bus, struct ebus_slot *s);
 void ebus_dispatch_slot(struct ebus *bus, struct ebus_slot *s, ebus_ctr *delivered,
                         ebus_ctr *calls, ebus_ctr *errors, ebus_ctr *no_sub);
+
+/* meta.c */
+int ebus_meta_init(struct ebus *bus, const ebus_config_t *cfg);
+void ebus_meta_emit(struct ebus *bus, int which, int executor, ebus_sub_id sub, uint64_t count,
+                    int rc, const char *name, size_t namelen);
+void ebus_meta_stopped(struct ebus *bus);
+int ebus_publish_internal(struct ebus_topic_s *t, const void *data, size_t len);
 
 /* sync.c */
 int ebus_sync_publish(struct ebus_topic_s *t, const void *data, size_t len, int kind,

@@ -353,7 +353,9 @@ int ebus_subscribe_ex(ebus_topic_t *topic, ebus_handler_fn fn, void *ctx, unsign
 	sub->topic = topic;
 	arr_install(bus, topic, nw);
 	*out = sub->id;
-	return ctl_unlock(bus, EBUS_OK);
+	ctl_unlock(bus, EBUS_OK);
+	ebus_meta_emit(bus, META_SUB_ADDED, -1, sub->id, nw->n, 0, topic->name, topic->namelen);
+	return EBUS_OK;
 }
 
 int ebus_subscribe(ebus_topic_t *topic, ebus_handler_fn fn, void *ctx, ebus_sub_id *out)
@@ -417,6 +419,14 @@ static int pending_build(struct ebus *bus, struct ebus_sub *add, const struct eb
 	return EBUS_OK;
 }
 
+static size_t same_pattern(struct ebus *bus, const char *pattern, size_t plen)
+{
+	size_t n = 0;
+	for (struct ebus_sub *s = bus->patterns; s; s = s->pat_next)
+		n += s->patlen == plen && !memcmp(s->pattern, pattern, plen);
+	return n;
+}
+
 int ebus_subscribe_pattern(ebus_t *bus, const char *pattern, ebus_handler_fn fn, void *ctx,
                            unsigned flags, ebus_sub_id *out)
 {
@@ -464,7 +474,10 @@ int ebus_subscribe_pattern(ebus_t *bus, const char *pattern, ebus_handler_fn fn,
 		bus->patterns = sub;
 	bus->patterns_tail = sub;
 	*out = sub->id;
-	return ctl_unlock(bus, EBUS_OK);
+	np = same_pattern(bus, pattern, plen);
+	ctl_unlock(bus, EBUS_OK);
+	ebus_meta_emit(bus, META_SUB_ADDED, -1, *out, np, 0, pattern, plen);
+	return EBUS_OK;
 }
 
 static void pattern_unlink(struct ebus *bus, struct ebus_sub *s)
@@ -484,7 +497,9 @@ static int unsubscribe(struct ebus *bus, ebus_sub_id id, ebus_released_fn releas
 	struct ebus_sub *sub;
 	struct pending one, *p = &one;
 	struct retire *list;
-	size_t np = 1;
+	size_t np = 1, namelen;
+	char name[EBUS_TOPIC_MAX + 1];
+	uint64_t count;
 	uint32_t idx;
 	int rc;
 
@@ -516,19 +531,30 @@ static int unsubscribe(struct ebus *bus, ebus_sub_id id, ebus_released_fn releas
 		arr_install(bus, p[i].t, p[i].nw);
 	if (p != &one)
 		ebus_free(bus, p, np * sizeof *p);
-	if (sub->pattern)
+	if (sub->pattern) {
 		pattern_unlink(bus, sub);
+		namelen = sub->patlen;
+		memcpy(name, sub->pattern, namelen);
+		count = same_pattern(bus, sub->pattern, sub->patlen);
+	} else {
+		struct subarr *now = atomic_load_explicit(&sub->topic->subs, memory_order_relaxed);
+		namelen = sub->topic->namelen;
+		memcpy(name, sub->topic->name, namelen);
+		count = now ? now->n : 0;
+	}
 	sub->released = released;
 	sub->retire.free = sub_free;
 	ebus_retire(bus, &sub->retire); /* after its arrays: freed after them */
 	if (in_handler()) {
 		pthread_mutex_unlock(&bus->ctl_lock);
+		ebus_meta_emit(bus, META_SUB_REMOVED, -1, id, count, 0, name, namelen);
 		return EBUS_OK;
 	}
 	/* Blocking form: take everything retired so far (this subscriber
 	 * included), wait one grace period without holding any lock, free. */
 	list = retire_take(bus);
 	pthread_mutex_unlock(&bus->ctl_lock);
+	ebus_meta_emit(bus, META_SUB_REMOVED, -1, id, count, 0, name, namelen);
 	grace_period(bus);
 	retire_free_list(list);
 	return EBUS_OK;
