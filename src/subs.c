@@ -326,6 +326,8 @@ int ebus_subscribe_ex(ebus_topic_t *topic, ebus_handler_fn fn, void *ctx, unsign
 	struct ebus *bus;
 	struct subarr *old, *nw;
 	struct ebus_sub *sub;
+	ebus_sub_id id;
+	uint64_t count;
 
 	if (!topic || !fn || !out)
 		return EBUS_ERR_NULL;
@@ -352,9 +354,10 @@ int ebus_subscribe_ex(ebus_topic_t *topic, ebus_handler_fn fn, void *ctx, unsign
 	}
 	sub->topic = topic;
 	arr_install(bus, topic, nw);
-	*out = sub->id;
+	*out = id = sub->id;
+	count = nw->n; /* nw and sub may be freed once the lock is dropped */
 	ctl_unlock(bus, EBUS_OK);
-	ebus_meta_emit(bus, META_SUB_ADDED, -1, sub->id, nw->n, 0, topic->name, topic->namelen);
+	ebus_meta_emit(bus, META_SUB_ADDED, -1, id, count, 0, topic->name, topic->namelen);
 	return EBUS_OK;
 }
 
