@@ -66,6 +66,8 @@ static int check_config(const ebus_config_t *c, unsigned *nexec)
 		return EBUS_ERR_CONFIG;
 	if (c->allocator && (!c->allocator->alloc || !c->allocator->free))
 		return EBUS_ERR_NULL;
+	if (c->meta_handler && !c->meta_events)
+		return EBUS_ERR_CONFIG;
 	if (c->cpus) {
 		if (c->synchronous)
 			return EBUS_ERR_CONFIG; /* no threads to pin */
@@ -183,6 +185,12 @@ int ebus_create(const ebus_config_t *cfg, ebus_t **out)
 	if (rc)
 		goto fail;
 	ebus_registry_add_bus(bus);
+	rc = ebus_meta_init(bus, cfg);
+	if (rc) {
+		ebus_registry_remove_bus(bus);
+		atomic_store(&bus->state, BUS_CLOSED);
+		goto fail_subs;
+	}
 	if (!bus->sync) {
 		for (unsigned i = 0; i < nexec; i++) {
 			rc = ebus_exec_start(bus->exec[i]);
@@ -190,12 +198,17 @@ int ebus_create(const ebus_config_t *cfg, ebus_t **out)
 				atomic_store(&bus->state, BUS_CLOSING);
 				stop_executors(bus, STOP_DISCARD);
 				ebus_registry_remove_bus(bus);
-				goto fail;
+				goto fail_subs;
 			}
 		}
 	}
 	*out = bus;
 	return EBUS_OK;
+fail_subs:
+	/* No executor runs: what subscribe retired can go at once, and lanes
+	 * made by meta events are on bus->lanes. */
+	urcu_qsbr_barrier();
+	ebus_subs_destroy(bus);
 fail:
 	if (bus->topics)
 		ebus_registry_destroy(bus);
@@ -319,6 +332,13 @@ static int full_block(struct ebus *bus, struct lane *lane, struct ebus_slot **sl
 			ctr_add(&lane->rejected_timeout, 1);
 			break;
 		}
+		/* An executor may start waiting for us later (a serial
+		 * subscription's guard that we hold: subs.c). */
+		if (self && spins >= BLOCK_SPINS && cycle_through(bus, self, target)) {
+			rc = EBUS_ERR_DEADLOCK;
+			ctr_add(&lane->rejected_full, 1);
+			break;
+		}
 		if (spins < BLOCK_SPINS)
 			ebus_cpu_relax();
 		else if (spins < BLOCK_SPINS + BLOCK_YIELDS)
@@ -344,6 +364,7 @@ static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, b
 	struct ebus_exec *ex;
 	struct lane *lane;
 	struct ebus_slot *s;
+	unsigned exec;
 	int rc = EBUS_OK;
 
 	if (EBUS_UNLIKELY(!p))
@@ -356,9 +377,15 @@ static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, b
 		rc = EBUS_ERR_SHUTDOWN;
 		goto out;
 	}
-	lane = p->lanes[t->executor];
+	exec = t->executor;
+	if (EBUS_UNLIKELY(t->flags & EBUS_TOPIC_UNORDERED)) {
+		/* Spread over the executors, round-robin per publishing thread. */
+		exec = p->spread;
+		p->spread = exec + 1 < bus->nexec ? exec + 1 : 0;
+	}
+	lane = p->lanes[exec];
 	if (EBUS_UNLIKELY(!lane)) {
-		lane = ebus_lane_create(bus, p, t->executor);
+		lane = ebus_lane_create(bus, p, exec);
 		if (!lane) {
 			rc = EBUS_ERR_NOMEM;
 			goto out;
@@ -420,6 +447,8 @@ static int publish(struct ebus_topic_s *t, const void *data, size_t len, bool by
 {
 	if (EBUS_UNLIKELY(!t || (!data && len)))
 		return EBUS_ERR_NULL;
+	if (EBUS_UNLIKELY(t->flags & TOPIC_RESERVED))
+		return EBUS_ERR_RESERVED;
 	if (EBUS_UNLIKELY(len > (by_ref ? UINT32_MAX : t->bus->max_payload)))
 		return EBUS_ERR_TOO_LARGE;
 	if (EBUS_UNLIKELY((unsigned)policy > EBUS_FULL_DROP))
@@ -444,6 +473,14 @@ int ebus_publish_ref(ebus_topic_t *t, void *data, size_t len, ebus_release_fn re
 	return publish(t, data, len, true, release, arg, EBUS_FULL_DEFAULT);
 }
 
+/* Meta events: no reserved-prefix or size check, never waits. */
+int ebus_publish_internal(struct ebus_topic_s *t, const void *data, size_t len)
+{
+	if (t->bus->sync)
+		return ebus_sync_publish(t, data, len, SLOT_INLINE, NULL, NULL);
+	return publish_async(t, data, len, false, NULL, NULL, EBUS_FULL_DROP);
+}
+
 int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t len)
 {
 	size_t n;
@@ -455,6 +492,9 @@ int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t le
 	rc = ebus_topic_check(name, &n);
 	if (rc)
 		return rc;
+	if (n > sizeof EBUS_META_PREFIX - 1 &&
+	    memcmp(name, EBUS_META_PREFIX, sizeof EBUS_META_PREFIX - 1) == 0)
+		return EBUS_ERR_RESERVED;
 	t = ebus_registry_find(bus, name, n, ebus_hash(name, n));
 	if (t)
 		return publish(t, data, len, false, NULL, NULL, EBUS_FULL_DEFAULT);
@@ -592,6 +632,7 @@ int ebus_shutdown(ebus_t *bus, ebus_shutdown_mode mode)
 		poke_waiters(bus);  /* publishers blocked on a full lane re-check state */
 		wait_publishers(bus);
 		stop_executors(bus, bus->shutdown_mode);
+		ebus_meta_stopped(bus);
 	}
 	atomic_store_explicit(&bus->state, BUS_CLOSED, memory_order_seq_cst);
 	if (!bus->sync)

@@ -58,13 +58,20 @@ void ebus_dispatch_slot(struct ebus *bus, struct ebus_slot *s, ebus_ctr *deliver
 		int rc;
 		if (atomic_load_explicit(&sub->dead, memory_order_relaxed))
 			continue;
-		rc = sub->fn(&ev, sub->ctx);
+		if (EBUS_LIKELY(!sub->serial))
+			rc = sub->fn(&ev, sub->ctx);
+		else
+			rc = ebus_call_serial(bus, sub, &ev);
 		ctr_add(calls, 1);
 		if (EBUS_UNLIKELY(rc != 0)) {
 			ctr_add(errors, 1);
-			ctr_add(&sub->errors, 1);
+			atomic_fetch_add_explicit(&sub->errors, 1, memory_order_relaxed);
 			if (bus->error_hook)
 				bus->error_hook(bus->error_hook_arg, t, sub->id, rc);
+			if (bus->meta[META_ERROR] && !(t->flags & TOPIC_RESERVED))
+				ebus_meta_emit(bus, META_ERROR, ebus_tls_exec ? (int)ebus_tls_exec->index : -1,
+				               sub->id, atomic_load_explicit(&sub->errors, memory_order_relaxed),
+				               rc, t->name, t->namelen);
 		}
 	}
 	ctr_add(delivered, 1);
@@ -160,6 +167,8 @@ static unsigned lane_drain(struct ebus_exec *ex, struct lane *l, unsigned max, i
 	EBUS_TSAN_ACQUIRE(&l->ring.p_tail); /* pairs with the producer's commit */
 	for (unsigned i = 0; i < n; i++) {
 		struct ebus_slot *s = &l->buf[(c + i) & mask];
+		if (EBUS_UNLIKELY(s->topic->flags & TOPIC_RESERVED))
+			ex->meta_seen++;
 		if (EBUS_UNLIKELY(mode == STOP_DISCARD)) {
 			ctr_add(&ex->dropped_shutdown, 1);
 			ebus_release_payload(bus, s);
@@ -265,6 +274,17 @@ static void park(struct ebus_exec *ex)
 	ctr_add(&ex->wakeups, 1);
 }
 
+/* Once per busy period, and only after ordinary events: the idle event is
+ * a meta event itself, so handling it never causes another. */
+static void emit_idle(struct ebus_exec *ex)
+{
+	uint64_t work = ctr_get(&ex->finished) - ex->meta_seen;
+	if (work == ex->idle_work)
+		return;
+	ex->idle_work = work;
+	ebus_meta_emit(ex->bus, META_IDLE, (int)ex->index, 0, work, 0, NULL, 0);
+}
+
 static void *exec_main(void *arg)
 {
 	struct ebus_exec *ex = arg;
@@ -276,6 +296,7 @@ static void *exec_main(void *arg)
 		(void)ebus_pin_self(ex->cpu); /* checked at create */
 	ebus_tls_exec = ex;
 	urcu_qsbr_register_thread();
+	ebus_meta_emit(bus, META_STARTED, (int)ex->index, 0, 0, 0, NULL, 0);
 
 	for (;;) {
 		unsigned n;
@@ -301,6 +322,8 @@ static void *exec_main(void *arg)
 		}
 		ebus_exec_notify_progress(ex, true);
 		idle++;
+		if (EBUS_UNLIKELY(idle == bus->spin_iterations) && bus->meta[META_IDLE])
+			emit_idle(ex);
 		if (bus->wait == EBUS_WAIT_BUSY_SPIN || idle < bus->spin_iterations) {
 			ebus_cpu_relax();
 		} else if (bus->wait == EBUS_WAIT_SPIN_YIELD ||

@@ -16,6 +16,7 @@
 #include "platform.h"
 
 #include <ck_ring.h>
+#include <ck_spinlock.h>
 #include <ck_stack.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -102,16 +103,30 @@ struct retire {
 };
 
 /* ---- subscribers ------------------------------------------------------- */
+/*
+ * One subscription. A literal one sits in one topic's array; a pattern one
+ * (pattern != NULL) sits in the array of every matching topic, and on
+ * bus->patterns. `serial` subscriptions (a pattern without
+ * EBUS_SUB_CONCURRENT on a bus with several executors or stripes) take
+ * `guard` around each call, so they never run on two threads at once.
+ */
 struct ebus_sub {
 	ebus_handler_fn fn;
 	void *ctx;
+	bool serial;
 	unsigned flags; /* EBUS_SUB_* */
 	_Atomic int dead;
 	ebus_sub_id id;
-	struct ebus_topic_s *topic;
+	struct ebus_topic_s *topic; /* literal subscriptions */
+	char *pattern;              /* pattern subscriptions: NUL-terminated, after the struct */
+	size_t patlen;
+	struct ebus_sub *pat_next, *pat_prev; /* bus->patterns, under ctl_lock */
 	ebus_released_fn released;
-	ebus_ctr errors;
+	_Atomic uint64_t errors; /* fetch_add on the error path: concurrent subs have many writers */
 	struct retire retire;
+	/* serial subscriptions only */
+	ck_spinlock_fas_t guard __attribute__((aligned(EBUS_CL)));
+	_Atomic(struct ebus_exec *) owner; /* executor holding guard (cycle detection) */
 };
 
 /* Immutable once published: copy-on-write under bus->ctl_lock. */
@@ -126,13 +141,18 @@ struct ebus_topic_s {
 	_Atomic(struct subarr *) subs; /* read per event by the executor */
 	struct ebus *bus;
 	unsigned executor;
-	unsigned flags; /* EBUS_TOPIC_* */
+	unsigned flags; /* EBUS_TOPIC_* | TOPIC_RESERVED */
 	uint64_t hash;
 	struct cds_lfht_node node; /* bus->topics, bp flavor */
 	ck_stack_entry_t all; /* bus->all_topics, for destroy */
 	size_t namelen;
 	char name[];
 };
+
+/* Internal topic flag: the name is under EBUS_META_PREFIX. */
+#define TOPIC_RESERVED 0x100u
+/* ebus_registry_intern: return an existing topic whatever its ordering. */
+#define TOPIC_ANY_ORDER 0x200u
 
 /* ---- lanes: one SPSC ring per (publishing thread, executor) ------------- */
 struct lane {
@@ -157,6 +177,7 @@ struct lane {
  * the global registry lock (see lane.c). */
 struct producer {
 	_Atomic int busy; /* inside a publish call: shutdown waits for 0 */
+	unsigned spread;  /* next executor for unordered topics */
 	uint64_t bus_id;
 	struct ebus *bus;
 	struct producer *tls_next;
@@ -170,6 +191,7 @@ enum { STOP_NONE = 0, STOP_DRAIN = 1, STOP_DISCARD = 2 };
 
 struct ebus_exec {
 	/* executor-private, hot */
+	uint64_t meta_seen, idle_work; /* meta events handled; work at the last idle event */
 	struct lane **lanes;
 	unsigned nlanes, cap_lanes;
 	unsigned rr;
@@ -214,6 +236,8 @@ struct idslot {
 
 enum { BUS_OPEN = 0, BUS_CLOSING = 1, BUS_CLOSED = 2 };
 
+enum { META_SUB_ADDED, META_SUB_REMOVED, META_STARTED, META_STOPPED, META_IDLE, META_ERROR, META_N };
+
 struct ebus {
 	/* read on every publish */
 	_Atomic int state;
@@ -243,6 +267,7 @@ struct ebus {
 	uint32_t tag;
 	struct retire *retired;
 	unsigned nretired;
+	struct ebus_sub *patterns, *patterns_tail; /* pattern subscriptions, oldest first */
 	_Atomic int sync_retire_pending;
 
 	/* lanes and producers, for flush/stats/shutdown/reclaim */
@@ -255,6 +280,8 @@ struct ebus {
 	_Atomic uint64_t unknown_name_drops;
 	_Atomic uint64_t sync_deferred_pending;
 	pthread_mutex_t shutdown_lock;
+
+	struct ebus_topic_s *meta[META_N]; /* all NULL unless config.meta_events */
 	struct ebus_consumer *consumers; /* pull consumers, under ctl_lock (consumer.c) */
 };
 
@@ -287,8 +314,20 @@ struct ebus_topic_s *ebus_registry_find(struct ebus *bus, const char *name, size
 int ebus_registry_intern(struct ebus *bus, const char *name, int executor, unsigned flags,
                          struct ebus_topic_s **out);
 
+/* pattern.c: NATS subject patterns ('*' one token, '>' one or more trailing
+ * tokens). ebus_pattern_check validates (same rules and codes as
+ * ebus_topic_check, plus whole-token wildcards; *len_out = strlen on
+ * success). The other two take valid strings and their lengths (no NUL
+ * needed). A pattern whose first token is a wildcard does not match names
+ * under EBUS_META_PREFIX. */
+int ebus_pattern_check(const char *pattern, size_t *len_out);
+bool ebus_pattern_has_wildcard(const char *pattern, size_t len);
+bool ebus_pattern_matches(const char *pattern, size_t plen, const char *name, size_t nlen);
+
 /* subs.c */
 void ebus_subs_destroy(struct ebus *bus);
+int ebus_subs_for_new_topic(struct ebus *bus, struct ebus_topic_s *t, struct subarr **out);
+int ebus_call_serial(struct ebus *bus, struct ebus_sub *sub, const ebus_event_t *ev);
 void ebus_retire(struct ebus *bus, struct retire *r);
 void ebus_retire_flush(struct ebus *bus);
 void ebus_sync_retire_run(struct ebus *bus);
@@ -322,6 +361,13 @@ void ebus_dispatch_slot(struct ebus *bus, struct ebus_slot *s, ebus_ctr *deliver
 /* consumer.c: wakes every pull consumer and every handler blocked on a
  * consumer's full queue, so they re-check the bus state (ebus_shutdown). */
 void ebus_consumers_notify(struct ebus *bus);
+
+/* meta.c */
+int ebus_meta_init(struct ebus *bus, const ebus_config_t *cfg);
+void ebus_meta_emit(struct ebus *bus, int which, int executor, ebus_sub_id sub, uint64_t count,
+                    int rc, const char *name, size_t namelen);
+void ebus_meta_stopped(struct ebus *bus);
+int ebus_publish_internal(struct ebus_topic_s *t, const void *data, size_t len);
 
 /* sync.c */
 int ebus_sync_publish(struct ebus_topic_s *t, const void *data, size_t len, int kind,

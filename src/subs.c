@@ -25,6 +25,8 @@
  */
 #include "internal.h"
 
+#include <sched.h>
+
 char ebus_tsan_gp_token;
 char ebus_tsan_cb_token;
 
@@ -117,12 +119,17 @@ static void arr_free(struct retire *r)
 	ebus_free(r->bus, a, arr_size(a->n));
 }
 
+static size_t sub_size(size_t patlen)
+{
+	return sizeof(struct ebus_sub) + (patlen ? patlen + 1 : 0);
+}
+
 static void sub_free(struct retire *r)
 {
 	struct ebus_sub *s = EBUS_CONTAINER(r, struct ebus_sub, retire);
 	if (s->released)
 		s->released(s->ctx);
-	ebus_free(r->bus, s, sizeof *s);
+	ebus_free(r->bus, s, sub_size(s->patlen));
 }
 
 static void retire_cb(struct rcu_head *h)
@@ -209,9 +216,108 @@ void ebus_sync_retire_run(struct ebus *bus)
 
 /* ---- subscribe / unsubscribe -------------------------------------------- */
 
-int ebus_subscribe(ebus_topic_t *topic, ebus_handler_fn fn, void *ctx, ebus_sub_id *out)
+static struct ebus_sub *sub_new(struct ebus *bus, ebus_handler_fn fn, void *ctx, unsigned flags,
+                                const char *pattern, size_t patlen)
 {
-	return ebus_subscribe_ex(topic, fn, ctx, 0, out);
+	struct ebus_sub *sub = ebus_zalloc(bus, sub_size(patlen), _Alignof(struct ebus_sub));
+	if (!sub)
+		return NULL;
+	sub->fn = fn;
+	sub->ctx = ctx;
+	sub->flags = flags;
+	atomic_init(&sub->dead, 0);
+	atomic_init(&sub->errors, 0);
+	ck_spinlock_fas_init(&sub->guard);
+	atomic_init(&sub->owner, NULL);
+	if (patlen) {
+		sub->pattern = (char *)(sub + 1);
+		memcpy(sub->pattern, pattern, patlen);
+		sub->pattern[patlen] = '\0';
+		sub->patlen = patlen;
+		/* Its topics may live on different executors (stripes). */
+		sub->serial = !(flags & EBUS_SUB_CONCURRENT) && bus->nexec > 1;
+	}
+	return sub;
+}
+
+static bool pattern_applies(const struct ebus_sub *s, const struct ebus_topic_s *t)
+{
+	if ((t->flags & EBUS_TOPIC_UNORDERED) && !(s->flags & EBUS_SUB_CONCURRENT))
+		return false;
+	return ebus_pattern_matches(s->pattern, s->patlen, t->name, t->namelen);
+}
+
+/* A copy of `old` with `add` appended (add != NULL) or `del` left out. */
+static struct subarr *arr_edit(struct ebus *bus, const struct subarr *old, struct ebus_sub *add,
+                               const struct ebus_sub *del)
+{
+	uint32_t n = old ? old->n : 0, m = add ? n + 1 : n - 1, j = 0;
+	struct subarr *nw;
+	if (m == 0)
+		return NULL;
+	nw = ebus_alloc(bus, arr_size(m), _Alignof(struct subarr));
+	if (!nw)
+		return NULL;
+	for (uint32_t i = 0; i < n; i++)
+		if (old->items[i] != del)
+			nw->items[j++] = old->items[i];
+	if (add)
+		nw->items[j++] = add;
+	nw->n = j;
+	return nw;
+}
+
+static bool arr_has(const struct subarr *a, const struct ebus_sub *s)
+{
+	for (uint32_t i = 0; a && i < a->n; i++)
+		if (a->items[i] == s)
+			return true;
+	return false;
+}
+
+/* Installs a topic's new array; the old one is freed after a grace period. */
+static void arr_install(struct ebus *bus, struct ebus_topic_s *t, struct subarr *nw)
+{
+	struct subarr *old = atomic_load_explicit(&t->subs, memory_order_relaxed);
+	atomic_store_explicit(&t->subs, nw, memory_order_release);
+	if (old) {
+		old->retire.free = arr_free;
+		ebus_retire(bus, &old->retire);
+	}
+}
+
+/*
+ * Caller holds ctl_lock and is about to make `t` visible: its first array
+ * holds the pattern subscriptions that match it, oldest first.
+ */
+int ebus_subs_for_new_topic(struct ebus *bus, struct ebus_topic_s *t, struct subarr **out)
+{
+	uint32_t n = 0, j = 0;
+	struct subarr *a;
+	for (struct ebus_sub *s = bus->patterns; s; s = s->pat_next)
+		n += pattern_applies(s, t);
+	*out = NULL;
+	if (n == 0)
+		return EBUS_OK;
+	a = ebus_alloc(bus, arr_size(n), _Alignof(struct subarr));
+	if (!a)
+		return EBUS_ERR_NOMEM;
+	for (struct ebus_sub *s = bus->patterns; s; s = s->pat_next)
+		if (pattern_applies(s, t))
+			a->items[j++] = s;
+	a->n = n;
+	*out = a;
+	return EBUS_OK;
+}
+
+/* After a change under ctl_lock: free what piled up, outside the lock. */
+static int ctl_unlock(struct ebus *bus, int rc)
+{
+	bool flush = !in_handler() && (bus->sync ? bus->nretired > 0 : bus->nretired >= RETIRE_BATCH);
+	pthread_mutex_unlock(&bus->ctl_lock);
+	if (flush)
+		ebus_retire_flush(bus);
+	return rc;
 }
 
 int ebus_subscribe_ex(ebus_topic_t *topic, ebus_handler_fn fn, void *ctx, unsigned flags,
@@ -220,9 +326,8 @@ int ebus_subscribe_ex(ebus_topic_t *topic, ebus_handler_fn fn, void *ctx, unsign
 	struct ebus *bus;
 	struct subarr *old, *nw;
 	struct ebus_sub *sub;
-	uint32_t n;
-	bool flush;
-	int rc;
+	ebus_sub_id id;
+	uint64_t count;
 
 	if (!topic || !fn || !out)
 		return EBUS_ERR_NULL;
@@ -232,63 +337,174 @@ int ebus_subscribe_ex(ebus_topic_t *topic, ebus_handler_fn fn, void *ctx, unsign
 		return EBUS_ERR_NOT_CONCURRENT;
 	bus = topic->bus;
 	pthread_mutex_lock(&bus->ctl_lock);
-	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN) {
-		rc = EBUS_ERR_SHUTDOWN;
-		goto out;
-	}
+	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN)
+		return ctl_unlock(bus, EBUS_ERR_SHUTDOWN);
 	old = atomic_load_explicit(&topic->subs, memory_order_relaxed);
-	n = old ? old->n : 0;
-	for (uint32_t i = 0; i < n; i++) {
-		if (old->items[i]->fn == fn && old->items[i]->ctx == ctx) {
-			rc = EBUS_ERR_DUPLICATE;
-			goto out;
+	for (uint32_t i = 0; old && i < old->n; i++)
+		if (!old->items[i]->pattern && old->items[i]->fn == fn && old->items[i]->ctx == ctx)
+			return ctl_unlock(bus, EBUS_ERR_DUPLICATE);
+	sub = sub_new(bus, fn, ctx, flags, NULL, 0);
+	if (!sub)
+		return ctl_unlock(bus, EBUS_ERR_NOMEM);
+	nw = arr_edit(bus, old, sub, NULL);
+	if (!nw || id_alloc(bus, sub) != EBUS_OK) {
+		ebus_free(bus, nw, nw ? arr_size(nw->n) : 0);
+		ebus_free(bus, sub, sub_size(0));
+		return ctl_unlock(bus, EBUS_ERR_NOMEM);
+	}
+	sub->topic = topic;
+	arr_install(bus, topic, nw);
+	*out = id = sub->id;
+	count = nw->n; /* nw and sub may be freed once the lock is dropped */
+	ctl_unlock(bus, EBUS_OK);
+	ebus_meta_emit(bus, META_SUB_ADDED, -1, id, count, 0, topic->name, topic->namelen);
+	return EBUS_OK;
+}
+
+int ebus_subscribe(ebus_topic_t *topic, ebus_handler_fn fn, void *ctx, ebus_sub_id *out)
+{
+	return ebus_subscribe_ex(topic, fn, ctx, 0, out);
+}
+
+/* A topic and its next array, prepared before anything changes so that an
+ * allocation failure leaves every topic as it was. */
+struct pending {
+	struct ebus_topic_s *t;
+	struct subarr *nw;
+};
+
+static void pending_free(struct ebus *bus, struct pending *p, size_t n, size_t cap)
+{
+	for (size_t i = 0; i < n; i++)
+		ebus_free(bus, p[i].nw, p[i].nw ? arr_size(p[i].nw->n) : 0);
+	ebus_free(bus, p, cap * sizeof *p);
+}
+
+/*
+ * Every topic whose array gains `add` (it matches) or loses `del` (it holds
+ * it), with its new array. Caller holds ctl_lock, under which topics are
+ * created, so the topic list is stable.
+ */
+static int pending_build(struct ebus *bus, struct ebus_sub *add, const struct ebus_sub *del,
+                         struct pending **out, size_t *nout)
+{
+	size_t n = 0, j = 0;
+	struct pending *p;
+	ck_stack_entry_t *e;
+
+	for (e = CK_STACK_FIRST(&bus->all_topics); e; e = CK_STACK_NEXT(e)) {
+		struct ebus_topic_s *t = EBUS_CONTAINER(e, struct ebus_topic_s, all);
+		n += add ? pattern_applies(add, t)
+		         : arr_has(atomic_load_explicit(&t->subs, memory_order_relaxed), del);
+	}
+	*out = NULL;
+	*nout = 0;
+	if (n == 0)
+		return EBUS_OK;
+	p = ebus_alloc(bus, n * sizeof *p, _Alignof(struct pending));
+	if (!p)
+		return EBUS_ERR_NOMEM;
+	for (e = CK_STACK_FIRST(&bus->all_topics); e && j < n; e = CK_STACK_NEXT(e)) {
+		struct ebus_topic_s *t = EBUS_CONTAINER(e, struct ebus_topic_s, all);
+		struct subarr *old = atomic_load_explicit(&t->subs, memory_order_relaxed);
+		if (add ? !pattern_applies(add, t) : !arr_has(old, del))
+			continue;
+		p[j].t = t;
+		p[j].nw = arr_edit(bus, old, add, del);
+		j++;
+		if (!p[j - 1].nw && (add || old->n > 1)) {
+			pending_free(bus, p, j, n);
+			return EBUS_ERR_NOMEM;
 		}
 	}
-	rc = EBUS_ERR_NOMEM;
-	sub = ebus_zalloc(bus, sizeof *sub, _Alignof(struct ebus_sub));
+	*out = p;
+	*nout = j;
+	return EBUS_OK;
+}
+
+static size_t same_pattern(struct ebus *bus, const char *pattern, size_t plen)
+{
+	size_t n = 0;
+	for (struct ebus_sub *s = bus->patterns; s; s = s->pat_next)
+		n += s->patlen == plen && !memcmp(s->pattern, pattern, plen);
+	return n;
+}
+
+int ebus_subscribe_pattern(ebus_t *bus, const char *pattern, ebus_handler_fn fn, void *ctx,
+                           unsigned flags, ebus_sub_id *out)
+{
+	struct ebus_sub *sub;
+	struct pending *p;
+	size_t plen, np;
+	int rc;
+
+	if (!bus || !pattern || !fn || !out)
+		return EBUS_ERR_NULL;
+	if (flags & ~EBUS_SUB_CONCURRENT)
+		return EBUS_ERR_FLAGS;
+	rc = ebus_pattern_check(pattern, &plen);
+	if (rc)
+		return rc;
+	if (!ebus_pattern_has_wildcard(pattern, plen)) {
+		/* One name: a literal subscription to that topic. */
+		ebus_topic_t *t;
+		rc = ebus_topic(bus, pattern, &t);
+		return rc ? rc : ebus_subscribe_ex(t, fn, ctx, flags, out);
+	}
+	pthread_mutex_lock(&bus->ctl_lock);
+	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN)
+		return ctl_unlock(bus, EBUS_ERR_SHUTDOWN);
+	for (struct ebus_sub *s = bus->patterns; s; s = s->pat_next)
+		if (s->fn == fn && s->ctx == ctx && s->patlen == plen && !memcmp(s->pattern, pattern, plen))
+			return ctl_unlock(bus, EBUS_ERR_DUPLICATE);
+	sub = sub_new(bus, fn, ctx, flags, pattern, plen);
 	if (!sub)
-		goto out;
-	nw = ebus_alloc(bus, arr_size(n + 1), _Alignof(struct subarr));
-	if (!nw) {
-		ebus_free(bus, sub, sizeof *sub);
-		goto out;
-	}
-	sub->fn = fn;
-	sub->ctx = ctx;
-	sub->flags = flags;
-	sub->topic = topic;
-	atomic_init(&sub->dead, 0);
-	rc = id_alloc(bus, sub);
+		return ctl_unlock(bus, EBUS_ERR_NOMEM);
+	rc = pending_build(bus, sub, NULL, &p, &np);
+	if (rc == EBUS_OK && (rc = id_alloc(bus, sub)) != EBUS_OK)
+		pending_free(bus, p, np, np);
 	if (rc) {
-		ebus_free(bus, nw, arr_size(n + 1));
-		ebus_free(bus, sub, sizeof *sub);
-		goto out;
+		ebus_free(bus, sub, sub_size(plen));
+		return ctl_unlock(bus, rc);
 	}
-	nw->n = n + 1;
-	if (n)
-		memcpy(nw->items, old->items, n * sizeof nw->items[0]);
-	nw->items[n] = sub;
-	atomic_store_explicit(&topic->subs, nw, memory_order_release);
-	if (old) {
-		old->retire.free = arr_free;
-		ebus_retire(bus, &old->retire);
-	}
+	for (size_t i = 0; i < np; i++)
+		arr_install(bus, p[i].t, p[i].nw);
+	ebus_free(bus, p, np * sizeof *p);
+	sub->pat_prev = bus->patterns_tail;
+	if (bus->patterns_tail)
+		bus->patterns_tail->pat_next = sub;
+	else
+		bus->patterns = sub;
+	bus->patterns_tail = sub;
 	*out = sub->id;
-out:
-	flush = !in_handler() && (bus->sync ? bus->nretired > 0 : bus->nretired >= RETIRE_BATCH);
-	pthread_mutex_unlock(&bus->ctl_lock);
-	if (flush)
-		ebus_retire_flush(bus);
-	return rc;
+	np = same_pattern(bus, pattern, plen);
+	ctl_unlock(bus, EBUS_OK);
+	ebus_meta_emit(bus, META_SUB_ADDED, -1, *out, np, 0, pattern, plen);
+	return EBUS_OK;
+}
+
+static void pattern_unlink(struct ebus *bus, struct ebus_sub *s)
+{
+	if (s->pat_prev)
+		s->pat_prev->pat_next = s->pat_next;
+	else
+		bus->patterns = s->pat_next;
+	if (s->pat_next)
+		s->pat_next->pat_prev = s->pat_prev;
+	else
+		bus->patterns_tail = s->pat_prev;
 }
 
 static int unsubscribe(struct ebus *bus, ebus_sub_id id, ebus_released_fn released)
 {
 	struct ebus_sub *sub;
-	struct ebus_topic_s *topic;
-	struct subarr *old, *nw = NULL;
+	struct pending one, *p = &one;
 	struct retire *list;
-	uint32_t idx, n, j = 0;
+	size_t np = 1, namelen;
+	char name[EBUS_TOPIC_MAX + 1];
+	uint64_t count;
+	uint32_t idx;
+	int rc;
 
 	if (!bus)
 		return EBUS_ERR_NULL;
@@ -298,77 +514,53 @@ static int unsubscribe(struct ebus *bus, ebus_sub_id id, ebus_released_fn releas
 		pthread_mutex_unlock(&bus->ctl_lock);
 		return EBUS_ERR_NOT_FOUND;
 	}
-	topic = sub->topic;
-	old = atomic_load_explicit(&topic->subs, memory_order_relaxed);
-	n = old->n;
-	if (n > 1) {
-		nw = ebus_alloc(bus, arr_size(n - 1), _Alignof(struct subarr));
-		if (!nw) {
-			pthread_mutex_unlock(&bus->ctl_lock);
-			return EBUS_ERR_NOMEM;
-		}
-		for (uint32_t i = 0; i < n; i++)
-			if (old->items[i] != sub)
-				nw->items[j++] = old->items[i];
-		nw->n = n - 1;
+	if (sub->pattern) {
+		rc = pending_build(bus, NULL, sub, &p, &np);
+	} else {
+		struct subarr *old = atomic_load_explicit(&sub->topic->subs, memory_order_relaxed);
+		one.t = sub->topic;
+		one.nw = arr_edit(bus, old, NULL, sub);
+		rc = !one.nw && old->n > 1 ? EBUS_ERR_NOMEM : EBUS_OK;
+	}
+	if (rc) {
+		pthread_mutex_unlock(&bus->ctl_lock);
+		return rc;
 	}
 	id_release(bus, idx);
-	/* dead first: a dispatch loop that already holds the old array skips
+	/* dead first: a dispatch loop that already holds an old array skips
 	 * the subscriber from now on (same executor: immediately). */
 	atomic_store_explicit(&sub->dead, 1, memory_order_seq_cst);
-	atomic_store_explicit(&topic->subs, nw, memory_order_release);
+	for (size_t i = 0; i < np; i++)
+		arr_install(bus, p[i].t, p[i].nw);
+	if (p != &one)
+		ebus_free(bus, p, np * sizeof *p);
+	if (sub->pattern) {
+		pattern_unlink(bus, sub);
+		namelen = sub->patlen;
+		memcpy(name, sub->pattern, namelen);
+		count = same_pattern(bus, sub->pattern, sub->patlen);
+	} else {
+		struct subarr *now = atomic_load_explicit(&sub->topic->subs, memory_order_relaxed);
+		namelen = sub->topic->namelen;
+		memcpy(name, sub->topic->name, namelen);
+		count = now ? now->n : 0;
+	}
 	sub->released = released;
-	old->retire.free = arr_free;
 	sub->retire.free = sub_free;
-
+	ebus_retire(bus, &sub->retire); /* after its arrays: freed after them */
 	if (in_handler()) {
-		ebus_retire(bus, &old->retire);
-		ebus_retire(bus, &sub->retire);
 		pthread_mutex_unlock(&bus->ctl_lock);
+		ebus_meta_emit(bus, META_SUB_REMOVED, -1, id, count, 0, name, namelen);
 		return EBUS_OK;
 	}
-	/* Blocking form: take everything retired so far, wait one grace
-	 * period without holding any lock, then free it all. */
-	old->retire.bus = bus;
-	sub->retire.bus = bus;
+	/* Blocking form: take everything retired so far (this subscriber
+	 * included), wait one grace period without holding any lock, free. */
 	list = retire_take(bus);
 	pthread_mutex_unlock(&bus->ctl_lock);
+	ebus_meta_emit(bus, META_SUB_REMOVED, -1, id, count, 0, name, namelen);
 	grace_period(bus);
 	retire_free_list(list);
-	arr_free(&old->retire);
-	sub_free(&sub->retire);
 	return EBUS_OK;
-}
-
-/* TEMPORARY (issue 4 in progress): literal patterns only, until the
- * pattern registry lands. */
-int ebus_subscribe_pattern(ebus_t *bus, const char *pattern, ebus_handler_fn fn, void *ctx,
-                           unsigned flags, ebus_sub_id *out)
-{
-	ebus_topic_t *t;
-	int rc;
-	if (!bus || !pattern || !fn || !out)
-		return EBUS_ERR_NULL;
-	rc = ebus_topic(bus, pattern, &t);
-	if (rc == EBUS_ERR_TOPIC_WILDCARD)
-		return EBUS_ERR_UNSUPPORTED;
-	if (rc)
-		return rc;
-	return ebus_subscribe_ex(t, fn, ctx, flags, out);
-}
-
-int ebus_sub_errors(ebus_t *bus, ebus_sub_id id, uint64_t *errors)
-{
-	struct ebus_sub *sub;
-	uint32_t idx;
-	if (!bus || !errors)
-		return EBUS_ERR_NULL;
-	pthread_mutex_lock(&bus->ctl_lock);
-	sub = id_lookup(bus, id, &idx);
-	if (sub)
-		*errors = ctr_get(&sub->errors);
-	pthread_mutex_unlock(&bus->ctl_lock);
-	return sub ? EBUS_OK : EBUS_ERR_NOT_FOUND;
 }
 
 int ebus_unsubscribe(ebus_t *bus, ebus_sub_id id)
@@ -381,10 +573,67 @@ int ebus_unsubscribe_async(ebus_t *bus, ebus_sub_id id, ebus_released_fn release
 	return unsubscribe(bus, id, released);
 }
 
+int ebus_sub_errors(ebus_t *bus, ebus_sub_id id, uint64_t *errors)
+{
+	struct ebus_sub *sub;
+	uint32_t idx;
+	if (!bus || !errors)
+		return EBUS_ERR_NULL;
+	pthread_mutex_lock(&bus->ctl_lock);
+	sub = id_lookup(bus, id, &idx);
+	if (sub)
+		*errors = atomic_load_explicit(&sub->errors, memory_order_relaxed);
+	pthread_mutex_unlock(&bus->ctl_lock);
+	return sub ? EBUS_OK : EBUS_ERR_NOT_FOUND;
+}
+
+/* ---- serial calls ----------------------------------------------------------- */
+
+/*
+ * A serial subscription's call, under its guard (a ck fas spin lock). The
+ * guard is almost always free; when it is not, another executor is inside
+ * the handler: spin a little, then yield. While waiting, an executor
+ * records the holder as the executor it is blocked on and wakes anyone
+ * sleeping on its progress, so a holder that blocks on this executor's
+ * full lane sees the cycle and gets EBUS_ERR_DEADLOCK (bus.c full_block).
+ */
+int ebus_call_serial(struct ebus *bus, struct ebus_sub *sub, const ebus_event_t *ev)
+{
+	struct ebus_exec *self = bus->sync ? NULL : ebus_tls_exec;
+	bool announced = false;
+	int rc;
+
+	for (unsigned spins = 0; !ck_spinlock_fas_trylock(&sub->guard); spins++) {
+		if (spins < 64) {
+			ebus_cpu_relax();
+			continue;
+		}
+		if (self && !announced) {
+			struct ebus_exec *owner = atomic_load_explicit(&sub->owner, memory_order_seq_cst);
+			if (owner) {
+				atomic_store_explicit(&self->blocked_on, owner, memory_order_seq_cst);
+				ebus_exec_notify_all(self);
+				announced = true;
+			}
+		}
+		sched_yield();
+	}
+	EBUS_TSAN_ACQUIRE(&sub->guard);
+	if (announced)
+		atomic_store_explicit(&self->blocked_on, NULL, memory_order_seq_cst);
+	atomic_store_explicit(&sub->owner, self, memory_order_relaxed);
+	rc = sub->fn(ev, sub->ctx);
+	atomic_store_explicit(&sub->owner, NULL, memory_order_relaxed);
+	EBUS_TSAN_RELEASE(&sub->guard);
+	ck_spinlock_fas_unlock(&sub->guard);
+	return rc;
+}
+
 /* Destroy: no executor, no publisher, no handler is left. */
 void ebus_subs_destroy(struct ebus *bus)
 {
 	ck_stack_entry_t *e;
+	struct ebus_sub *s, *next;
 	retire_free_list(retire_take(bus));
 	for (e = CK_STACK_FIRST(&bus->all_topics); e; e = CK_STACK_NEXT(e)) {
 		struct ebus_topic_s *t = EBUS_CONTAINER(e, struct ebus_topic_s, all);
@@ -392,10 +641,16 @@ void ebus_subs_destroy(struct ebus *bus)
 		if (!a)
 			continue;
 		for (uint32_t i = 0; i < a->n; i++)
-			ebus_free(bus, a->items[i], sizeof *a->items[i]);
+			if (!a->items[i]->pattern)
+				ebus_free(bus, a->items[i], sub_size(0));
 		ebus_free(bus, a, arr_size(a->n));
 		atomic_store_explicit(&t->subs, NULL, memory_order_relaxed);
 	}
+	for (s = bus->patterns; s; s = next) {
+		next = s->pat_next;
+		ebus_free(bus, s, sub_size(s->patlen));
+	}
+	bus->patterns = bus->patterns_tail = NULL;
 	ebus_free(bus, bus->ids, bus->ids_cap * sizeof *bus->ids);
 	bus->ids = NULL;
 	bus->ids_cap = 0;

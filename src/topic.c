@@ -13,6 +13,7 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <urcu/urcu-bp.h>
 
 extern const struct rcu_flavor_struct urcu_bp_flavor;
@@ -109,14 +110,58 @@ struct ebus_topic_s *ebus_registry_find(struct ebus *bus, const char *name, size
 	return t; /* topics are immortal: safe after the read section */
 }
 
+/* Caller holds ctl_lock and found no topic of that name. */
+static int topic_create(struct ebus *bus, const char *name, size_t len, uint64_t hash,
+                        int executor, unsigned flags, struct ebus_topic_s **out)
+{
+	struct ebus_topic_s *t;
+	struct cds_lfht_node *node;
+	struct name_key key;
+	struct subarr *subs;
+	int rc;
+
+	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN)
+		return EBUS_ERR_SHUTDOWN;
+	t = ebus_zalloc(bus, sizeof *t + len + 1, _Alignof(struct ebus_topic_s));
+	if (!t)
+		return EBUS_ERR_NOMEM;
+	t->bus = bus;
+	t->hash = hash;
+	t->executor = executor >= 0 ? (unsigned)executor : (unsigned)(hash % bus->nexec);
+	t->flags = flags & EBUS_TOPIC_UNORDERED;
+	if (len > sizeof EBUS_META_PREFIX - 1 &&
+	    memcmp(name, EBUS_META_PREFIX, sizeof EBUS_META_PREFIX - 1) == 0)
+		t->flags |= TOPIC_RESERVED;
+	t->namelen = len;
+	memcpy(t->name, name, len + 1);
+	rc = ebus_subs_for_new_topic(bus, t, &subs);
+	if (rc) {
+		ebus_free(bus, t, sizeof *t + len + 1);
+		return rc;
+	}
+	atomic_init(&t->subs, subs);
+	cds_lfht_node_init(&t->node);
+	key.name = t->name;
+	key.len = len;
+	EBUS_TSAN_RELEASE(t);
+	urcu_bp_read_lock();
+	node = cds_lfht_add_unique(bus->topics, (unsigned long)hash, topic_match, &key, &t->node);
+	urcu_bp_read_unlock();
+	/* Every creator holds ctl_lock and looked first: nobody can have added
+	 * this name since. */
+	assert(node == &t->node);
+	(void)node;
+	ck_stack_push_upmc(&bus->all_topics, &t->all);
+	*out = t;
+	return EBUS_OK;
+}
+
 int ebus_registry_intern(struct ebus *bus, const char *name, int executor, unsigned flags,
                          struct ebus_topic_s **out)
 {
 	size_t len;
 	uint64_t hash;
-	struct ebus_topic_s *t, *got;
-	struct cds_lfht_node *node;
-	struct name_key key;
+	struct ebus_topic_s *t;
 	int rc;
 
 	if (!bus || !out)
@@ -126,7 +171,7 @@ int ebus_registry_intern(struct ebus *bus, const char *name, int executor, unsig
 		return rc;
 	if (executor >= 0 && (unsigned)executor >= bus->nexec)
 		return EBUS_ERR_EXECUTOR;
-	if (flags & ~EBUS_TOPIC_UNORDERED)
+	if (flags & ~(EBUS_TOPIC_UNORDERED | TOPIC_ANY_ORDER))
 		return EBUS_ERR_FLAGS;
 	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN)
 		return EBUS_ERR_SHUTDOWN;
@@ -134,38 +179,21 @@ int ebus_registry_intern(struct ebus *bus, const char *name, int executor, unsig
 	hash = ebus_hash(name, len);
 	t = ebus_registry_find(bus, name, len, hash);
 	if (!t) {
-		t = ebus_zalloc(bus, sizeof *t + len + 1, _Alignof(struct ebus_topic_s));
-		if (!t)
-			return EBUS_ERR_NOMEM;
-		t->bus = bus;
-		t->hash = hash;
-		t->executor = executor >= 0 ? (unsigned)executor : (unsigned)(hash % bus->nexec);
-		t->flags = flags;
-		t->namelen = len;
-		memcpy(t->name, name, len + 1);
-		atomic_init(&t->subs, NULL);
-		cds_lfht_node_init(&t->node);
-		key.name = t->name;
-		key.len = len;
-		EBUS_TSAN_RELEASE(t);
-		urcu_bp_read_lock();
-		node = cds_lfht_add_unique(bus->topics, (unsigned long)hash, topic_match, &key, &t->node);
-		urcu_bp_read_unlock();
-		if (node != &t->node) {
-			/* Lost a race with another interning thread: ours was never
-			 * visible, so it may be freed at once (rculfhash.h). */
-			got = caa_container_of(node, struct ebus_topic_s, node);
-			EBUS_TSAN_ACQUIRE(got);
-			ebus_free(bus, t, sizeof *t + len + 1);
-			t = got;
-		} else {
-			ck_stack_push_upmc(&bus->all_topics, &t->all);
+		/* Creation is serialised with pattern subscriptions (ctl_lock):
+		 * a new topic gets every matching pattern, and a new pattern sees
+		 * every topic. Lookups stay lock-free. */
+		pthread_mutex_lock(&bus->ctl_lock);
+		t = ebus_registry_find(bus, name, len, hash);
+		if (!t && (rc = topic_create(bus, name, len, hash, executor, flags, &t)) != EBUS_OK) {
+			pthread_mutex_unlock(&bus->ctl_lock);
+			return rc;
 		}
+		pthread_mutex_unlock(&bus->ctl_lock);
 	}
 	*out = t;
 	if (executor >= 0 && t->executor != (unsigned)executor)
 		return EBUS_ERR_EXISTS;
-	if ((t->flags ^ flags) & EBUS_TOPIC_UNORDERED)
+	if (!(flags & TOPIC_ANY_ORDER) && ((t->flags ^ flags) & EBUS_TOPIC_UNORDERED))
 		return EBUS_ERR_ORDERING;
 	return EBUS_OK;
 }
@@ -198,18 +226,20 @@ void ebus_registry_destroy(struct ebus *bus)
 
 int ebus_topic(ebus_t *bus, const char *name, ebus_topic_t **out)
 {
-	return ebus_registry_intern(bus, name, -1, 0, out);
+	return ebus_registry_intern(bus, name, -1, TOPIC_ANY_ORDER, out);
 }
 
 int ebus_topic_on(ebus_t *bus, const char *name, unsigned executor, ebus_topic_t **out)
 {
 	if (bus && executor >= bus->nexec)
 		return EBUS_ERR_EXECUTOR;
-	return ebus_registry_intern(bus, name, (int)executor, 0, out);
+	return ebus_registry_intern(bus, name, (int)executor, TOPIC_ANY_ORDER, out);
 }
 
 int ebus_topic_ex(ebus_t *bus, const char *name, int executor, unsigned flags, ebus_topic_t **out)
 {
+	if (flags & ~EBUS_TOPIC_UNORDERED)
+		return EBUS_ERR_FLAGS;
 	if (bus && executor >= 0 && (unsigned)executor >= bus->nexec)
 		return EBUS_ERR_EXECUTOR;
 	return ebus_registry_intern(bus, name, executor < 0 ? -1 : executor, flags, out);
@@ -217,7 +247,7 @@ int ebus_topic_ex(ebus_t *bus, const char *name, int executor, unsigned flags, e
 
 unsigned ebus_topic_flags(const ebus_topic_t *t)
 {
-	return t ? t->flags : 0;
+	return t ? t->flags & EBUS_TOPIC_UNORDERED : 0;
 }
 
 const char *ebus_topic_name(const ebus_topic_t *t)

@@ -323,6 +323,16 @@ static void run(int sync_mode)
 		h++;
 	}
 	CHECK(hook_arg_seen == &hook_arg_token);
+	/* counted per subscriber: B's failures are B's, and A, subscribed
+	 * next to it, has none (it kept receiving every event) */
+	uint64_t errs = 99;
+	CHECK_OK(ebus_sub_errors(bus, b_id, &errs));
+	CHECK_EQ_U64(errs, nerr);
+	CHECK_OK(ebus_sub_errors(bus, a_id, &errs));
+	CHECK_EQ_U64(errs, 0);
+	CHECK_EQ_INT(ebus_sub_errors(bus, 0, &errs), EBUS_ERR_NOT_FOUND);
+	CHECK_EQ_INT(ebus_sub_errors(bus, b_id, NULL), EBUS_ERR_NULL);
+	CHECK_EQ_INT(ebus_sub_errors(NULL, b_id, &errs), EBUS_ERR_NULL);
 
 	ebus_stats_t st = tu_stats(bus);
 	CHECK_EQ_U64(st.published, NEV_ALL);

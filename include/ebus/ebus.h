@@ -169,6 +169,10 @@ typedef struct ebus_config {
 	                               publish-to-dispatch latency histogram (snapshot) */
 	int meta_events;            /* non-zero: the bus publishes meta events on the
 	                               reserved "$ebus." topics (see EBUS_META_*) */
+	ebus_handler_fn meta_handler; /* with meta_events: subscribed to "$ebus.>"
+	                               before the executors start, so it sees
+	                               every meta event, executor.started included */
+	void *meta_handler_ctx;
 } ebus_config_t;
 
 /* ---- lifecycle --------------------------------------------------------- */
@@ -249,6 +253,9 @@ EBUS_API int ebus_topic_validate(const char *name);
  * The general form of ebus_topic/ebus_topic_on: executor < 0 places a new
  * topic by hash. An existing topic with the other ordering:
  * EBUS_ERR_ORDERING (*out is set to it); unknown flags: EBUS_ERR_FLAGS.
+ * (ebus_topic and ebus_topic_on return an existing topic whatever its
+ * ordering, and create ordered ones.) On a synchronous bus an unordered
+ * topic is delivered on the publishing thread like any other.
  */
 EBUS_API int ebus_topic_ex(ebus_t *bus, const char *name, int executor, unsigned flags,
                            ebus_topic_t **out);
@@ -532,10 +539,18 @@ EBUS_API uint64_t ebus_clock_ns(void);
 
 /*
  * With config.meta_events, the bus publishes an ebus_meta_t on these
- * reserved topics (subscribe to them by name, or to "$ebus.>"). Nobody else
- * may publish under "$ebus." (EBUS_ERR_RESERVED). Meta events never block
- * the bus: one that finds its lane full is dropped and counted
- * (dropped_full). Executor events do not exist in synchronous mode.
+ * reserved topics (subscribe to them by name, to "$ebus.>", or with
+ * config.meta_handler). Nobody else may publish under "$ebus."
+ * (EBUS_ERR_RESERVED). Meta events never block the bus: one that finds
+ * its lane full is dropped and counted (dropped_full), one emitted after
+ * shutdown began is counted as rejected_shutdown. Like any event they are
+ * delivered on the meta topic's executor, except executor.stopped: it is
+ * delivered on the thread calling ebus_shutdown, after every executor has
+ * stopped. Handler errors of meta subscribers emit nothing (no loops).
+ * Idle: an executor that ran out of work after handling ordinary (non-meta)
+ * events, once per busy period, when its spin phase ends.
+ * Synchronous mode has no executor events; the others are delivered on the
+ * thread that caused them, as any synchronous publish.
  */
 #define EBUS_META_PREFIX "$ebus."
 #define EBUS_META_SUB_ADDED "$ebus.sub.added"
@@ -559,7 +574,9 @@ typedef struct ebus_meta {
 	int executor;        /* the executor concerned, or -1 */
 	ebus_sub_id sub;     /* subscription events, handler errors; else 0 */
 	uint64_t count;      /* sub added/removed: subscriptions now on that topic
-	                        or pattern; handler error: that subscription's errors */
+	                        (patterns included) or with that pattern; handler
+	                        error: that subscription's errors so far; idle:
+	                        ordinary events the executor has handled */
 	int rc;              /* handler error: what the handler returned */
 	char name[EBUS_TOPIC_MAX + 1]; /* the topic or pattern, or "" */
 } ebus_meta_t;

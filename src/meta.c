@@ -1,0 +1,100 @@
+/*
+ * Meta events (config.meta_events): the bus reports on itself through
+ * ordinary topics under the reserved prefix "$ebus.".
+ *
+ * They travel like any event, with three differences: they bypass the
+ * reserved-prefix check, they never wait for space (drop-newest, counted),
+ * and executor.stopped, which has no executor left to run on, is dispatched
+ * by the thread calling ebus_shutdown once every executor has been joined.
+ * Idle events are emitted only after ordinary work, so meta events handled
+ * on an executor never cause more of them.
+ */
+#include "internal.h"
+
+static const char *const meta_names[META_N] = {
+	[META_SUB_ADDED] = EBUS_META_SUB_ADDED,
+	[META_SUB_REMOVED] = EBUS_META_SUB_REMOVED,
+	[META_STARTED] = EBUS_META_EXECUTOR_STARTED,
+	[META_STOPPED] = EBUS_META_EXECUTOR_STOPPED,
+	[META_IDLE] = EBUS_META_EXECUTOR_IDLE,
+	[META_ERROR] = EBUS_META_HANDLER_ERROR,
+};
+
+static const int meta_kinds[META_N] = {
+	[META_SUB_ADDED] = EBUS_META_KIND_SUB_ADDED,
+	[META_SUB_REMOVED] = EBUS_META_KIND_SUB_REMOVED,
+	[META_STARTED] = EBUS_META_KIND_EXECUTOR_STARTED,
+	[META_STOPPED] = EBUS_META_KIND_EXECUTOR_STOPPED,
+	[META_IDLE] = EBUS_META_KIND_EXECUTOR_IDLE,
+	[META_ERROR] = EBUS_META_KIND_HANDLER_ERROR,
+};
+
+/* Before the executors start. */
+int ebus_meta_init(struct ebus *bus, const ebus_config_t *cfg)
+{
+	ebus_sub_id id;
+	int rc;
+	if (!cfg->meta_events)
+		return EBUS_OK;
+	for (int i = 0; i < META_N; i++) {
+		rc = ebus_registry_intern(bus, meta_names[i], -1, 0, &bus->meta[i]);
+		if (rc)
+			return rc;
+	}
+	if (!cfg->meta_handler)
+		return EBUS_OK;
+	return ebus_subscribe_pattern(bus, EBUS_META_PREFIX ">", cfg->meta_handler,
+	                              cfg->meta_handler_ctx, 0, &id);
+}
+
+static void meta_fill(ebus_meta_t *m, int which, int executor, ebus_sub_id sub, uint64_t count,
+                      int rc, const char *name, size_t namelen)
+{
+	memset(m, 0, sizeof *m);
+	m->kind = meta_kinds[which];
+	m->executor = executor;
+	m->sub = sub;
+	m->count = count;
+	m->rc = rc;
+	if (name && namelen) {
+		if (namelen > EBUS_TOPIC_MAX)
+			namelen = EBUS_TOPIC_MAX;
+		memcpy(m->name, name, namelen);
+	}
+}
+
+void ebus_meta_emit(struct ebus *bus, int which, int executor, ebus_sub_id sub, uint64_t count,
+                    int rc, const char *name, size_t namelen)
+{
+	ebus_meta_t m;
+	if (!bus->meta[which])
+		return;
+	meta_fill(&m, which, executor, sub, count, rc, name, namelen);
+	(void)ebus_publish_internal(bus->meta[which], &m, sizeof m);
+}
+
+/* ebus_shutdown, after every executor was joined: nothing else dispatches. */
+void ebus_meta_stopped(struct ebus *bus)
+{
+	struct ebus_topic_s *t = bus->meta[META_STOPPED];
+	struct ebus_exec *home;
+	if (!t || bus->sync)
+		return;
+	home = bus->exec[t->executor];
+	for (unsigned i = 0; i < bus->nexec; i++) {
+		ebus_meta_t m;
+		struct ebus_slot s;
+		meta_fill(&m, META_STOPPED, (int)i, 0, 0, 0, NULL, 0);
+		memset(&s, 0, sizeof s);
+		s.topic = t;
+		s.len = sizeof m;
+		s.kind = SLOT_REF; /* no release: m is ours */
+		s.u.ref.ptr = &m;
+		pthread_mutex_lock(&bus->lanes_lock);
+		home->ret_published++; /* keeps published == delivered + dropped */
+		pthread_mutex_unlock(&bus->lanes_lock);
+		ebus_dispatch_slot(bus, &s, &home->delivered, &home->handler_calls,
+		                   &home->handler_errors, &home->dropped_no_sub);
+		ctr_add_release(&home->finished, 1);
+	}
+}
