@@ -338,6 +338,9 @@ static int consumer_create(ebus_t *bus, const char *pattern, unsigned capacity,
 		capacity = CONS_DEFAULT_CAPACITY;
 	if (capacity < 4 || capacity > CONS_MAX_CAPACITY || (capacity & (capacity - 1)))
 		return EBUS_ERR_CAPACITY;
+	rc = ebus_pattern_validate(pattern); /* before allocating anything */
+	if (rc)
+		return rc;
 	c = ebus_zalloc(bus, sizeof *c, EBUS_CL);
 	if (!c)
 		return EBUS_ERR_NOMEM;
