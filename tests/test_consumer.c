@@ -7,6 +7,10 @@
  *  - multi: P publisher threads x T topics on a 4-executor bus, one
  *    consumer (capacity 64, BLOCK) and one consuming thread per topic;
  *    per-publisher order, payload checks and exact totals, no loss.
+ *  - patterns: "orders.*" gets orders.eu/us (and a topic interned later),
+ *    not orders.eu.fill; one "load.>" consumer fed by 3 publishers x 4
+ *    topics on 4 executors plus an unordered topic: many threads enqueue at
+ *    once; per-(publisher, topic) order, each event exactly once.
  *  - poll/timeout codes; EBUS_ERR_BUFFER leaves the event queued.
  *  - the full policies on a queue nobody drains: exact counts per cause;
  *    BLOCK on the consumer's own thread does not wait (rejected_full).
@@ -256,6 +260,156 @@ static void test_multi(int sync)
 	ebus_stats_t bs = tu_stats(r.bus);
 	CHECK_EQ_U64(bs.delivered, r.E * r.P * r.T);
 	CHECK_EQ_U64(bs.handler_errors, 0);
+	pthread_barrier_destroy(&r.start);
+	endbus(r.bus);
+}
+
+/* ---- patterns --------------------------------------------------------------- */
+
+/* "orders.*" gets orders.eu and orders.us (on different executors, so two
+ * threads enqueue at once), not orders.eu.fill nor orders; per topic in
+ * order, each event once. */
+static void test_wildcard(int sync)
+{
+	const uint64_t n = 200;
+	ebus_t *bus = mkbus(sync, 4, EBUS_FULL_DEFAULT, 0);
+	ebus_topic_t *eu, *us, *fill, *bare, *late;
+	ebus_consumer_t *c;
+	unsigned char buf[128];
+	ebus_message_t msg;
+	uint64_t next_eu = 0, next_us = 0, next_late = 0;
+
+	CHECK_OK(ebus_topic_on(bus, "orders.eu", 0, &eu));
+	CHECK_OK(ebus_topic_on(bus, "orders.us", 1, &us));
+	CHECK_OK(ebus_topic_on(bus, "orders.eu.fill", 2, &fill));
+	CHECK_OK(ebus_topic_on(bus, "orders", 3, &bare));
+	CHECK_OK(ebus_consumer_create(bus, "orders.*", 1024, &c));
+	CHECK_OK(ebus_topic_on(bus, "orders.jp", 3, &late)); /* interned after: matched too */
+	for (uint64_t i = 0; i < n; i++) {
+		pub_seq(eu, i);
+		pub_seq(us, i);
+		pub_seq(fill, i);
+		pub_seq(bare, i);
+		pub_seq(late, i);
+	}
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(cstats(c).received, 3 * n);
+	for (uint64_t k = 0; k < 3 * n; k++) {
+		CHECK_OK(ebus_consume(c, buf, sizeof buf, &msg, 0));
+		uint64_t seq = ev_check(buf, msg.len);
+		if (msg.topic == eu)
+			CHECK_EQ_U64(seq, next_eu++);
+		else if (msg.topic == us)
+			CHECK_EQ_U64(seq, next_us++);
+		else if (msg.topic == late)
+			CHECK_EQ_U64(seq, next_late++);
+		else
+			CHECK_MSG(0, "event of %s reached orders.*", ebus_topic_name(msg.topic));
+	}
+	CHECK_EQ_INT(ebus_consume(c, buf, sizeof buf, &msg, 0), EBUS_ERR_EMPTY);
+	CHECK(next_eu == n && next_us == n && next_late == n);
+	ebus_consumer_destroy(c);
+	endbus(bus);
+}
+
+/* Several publishers x topics on 4 executors (plus an unordered topic
+ * spread over all of them) into ONE consumer of "load.>" with a small queue
+ * under BLOCK: many producer threads at once on one queue. Ordered topics:
+ * per (publisher, topic) order; all: each event exactly once. */
+struct pc_run {
+	ebus_t *bus;
+	unsigned P, T; /* T ordered topics + 1 unordered */
+	uint64_t E;    /* events per (publisher, topic) */
+	ebus_topic_t *topics[8];
+	ebus_consumer_t *c;
+	pthread_barrier_t start;
+};
+
+struct pc_arg {
+	struct pc_run *r;
+	unsigned idx;
+};
+
+static void *pc_publisher(void *arg)
+{
+	struct pc_arg *a = arg;
+	struct pc_run *r = a->r;
+	pthread_barrier_wait(&r->start);
+	for (uint64_t k = 0; k < r->E; k++) {
+		for (unsigned j = 0; j <= r->T; j++) {
+			unsigned t = (j + a->idx) % (r->T + 1);
+			mp_ev ev = {a->idx, t, k, tu_mix3(a->idx, t, k), {0}};
+			for (unsigned i = 0; i < 8; i++)
+				ev.fill[i] = tu_mix(ev.check + i);
+			CHECK_OK(ebus_publish(r->topics[t], &ev, mp_len(ev.check)));
+		}
+	}
+	return NULL;
+}
+
+static void test_pattern_many_producers(int sync)
+{
+	struct pc_run r = {0};
+	struct pc_arg pa[8];
+	pthread_t pt[8];
+	char name[32];
+	uint64_t next[8][8] = {{0}};
+	unsigned char *seen;
+
+	r.P = 3;
+	r.T = 4;
+	r.E = tu_param("EBUS_STRESS_CONSUMER_EVENTS", 2000, 200000);
+	r.bus = mkbus(sync, 4, EBUS_FULL_BLOCK, 0);
+	for (unsigned t = 0; t < r.T; t++) {
+		snprintf(name, sizeof name, "load.t%u", t);
+		CHECK_OK(ebus_topic_on(r.bus, name, t % 4, &r.topics[t]));
+	}
+	CHECK_OK(ebus_topic_ex(r.bus, "load.unordered", -1, EBUS_TOPIC_UNORDERED, &r.topics[r.T]));
+	CHECK_OK(ebus_consumer_create(r.bus, "load.>", 64, &r.c));
+	seen = calloc(r.P * r.E, 1);
+	CHECK(seen);
+	CHECK(pthread_barrier_init(&r.start, NULL, r.P + 1) == 0);
+	for (unsigned i = 0; i < r.P; i++) {
+		pa[i] = (struct pc_arg){&r, i};
+		tu_thread_create(&pt[i], pc_publisher, &pa[i]);
+	}
+	pthread_barrier_wait(&r.start);
+	const uint64_t total = r.P * r.E * (r.T + 1);
+	for (uint64_t got = 0; got < total; got++) {
+		mp_ev ev;
+		ebus_message_t msg;
+		memset(&ev, 0, sizeof ev);
+		CHECK_OK(ebus_consume(r.c, &ev, sizeof ev, &msg, EBUS_FOREVER));
+		CHECK(ev.topic <= r.T && ev.pub < r.P);
+		CHECK(msg.topic == r.topics[ev.topic]);
+		CHECK_EQ_U64(ev.check, tu_mix3(ev.pub, ev.topic, ev.seq));
+		CHECK_EQ_U64(msg.len, mp_len(ev.check));
+		for (unsigned i = 0; i < (msg.len - 24) / 8; i++)
+			CHECK_EQ_U64(ev.fill[i], tu_mix(ev.check + i));
+		if (ev.topic < r.T) {
+			CHECK_MSG(ev.seq == next[ev.pub][ev.topic],
+			          "topic %u publisher %u: seq %" PRIu64 ", expected %" PRIu64, ev.topic,
+			          ev.pub, ev.seq, next[ev.pub][ev.topic]);
+			next[ev.pub][ev.topic]++;
+		} else {
+			CHECK(ev.seq < r.E);
+			CHECK_MSG(!seen[ev.pub * r.E + ev.seq], "unordered event %u/%" PRIu64 " twice",
+			          ev.pub, ev.seq);
+			seen[ev.pub * r.E + ev.seq] = 1;
+		}
+	}
+	for (unsigned i = 0; i < r.P; i++)
+		tu_thread_join(pt[i]);
+	CHECK_OK(ebus_flush(r.bus, 0));
+	ebus_consumer_stats_t s = cstats(r.c);
+	ebus_message_t msg;
+	CHECK_EQ_U64(s.received, total);
+	CHECK_EQ_U64(s.consumed, total);
+	CHECK_EQ_U64(s.queued, 0);
+	CHECK_EQ_U64(losses(&s), 0);
+	CHECK_EQ_INT(ebus_consume(r.c, NULL, 0, &msg, 0), EBUS_ERR_EMPTY);
+	ebus_consumer_destroy(r.c);
+	free(seen);
 	pthread_barrier_destroy(&r.start);
 	endbus(r.bus);
 }
@@ -701,7 +855,7 @@ static void *await_main(void *arg)
 {
 	struct aw *a = arg;
 	unsigned char buf[128];
-	a->rc = ebus_await(a->bus, "ping", buf, sizeof buf, &a->msg, EBUS_FOREVER);
+	a->rc = ebus_await(a->bus, "ping.*", buf, sizeof buf, &a->msg, EBUS_FOREVER);
 	if (a->rc == EBUS_OK)
 		a->val = ev_check(buf, a->msg.len);
 	atomic_store(&a->done, 1);
@@ -718,9 +872,9 @@ static void test_await(int sync)
 	ebus_message_t msg;
 
 	a.bus = mkbus(sync, 2, EBUS_FULL_DEFAULT, 0);
-	CHECK_OK(ebus_topic(a.bus, "ping", &t));
-	CHECK_EQ_INT(ebus_await(a.bus, "ping", buf, sizeof buf, &msg, 1 * MS), EBUS_ERR_TIMEOUT);
-	CHECK_EQ_INT(ebus_await(a.bus, "ping", buf, sizeof buf, &msg, 0), EBUS_ERR_EMPTY);
+	CHECK_OK(ebus_topic(a.bus, "ping.a", &t));
+	CHECK_EQ_INT(ebus_await(a.bus, "ping.a", buf, sizeof buf, &msg, 1 * MS), EBUS_ERR_TIMEOUT);
+	CHECK_EQ_INT(ebus_await(a.bus, "ping.*", buf, sizeof buf, &msg, 0), EBUS_ERR_EMPTY);
 	tu_thread_create(&th, await_main, &a);
 	/* Publish until the awaiting thread has its event. */
 	while (!atomic_load(&a.done))
@@ -759,6 +913,8 @@ static void test_bad_input(void)
 	CHECK_EQ_INT(ebus_consumer_create(bus, "a..b", 4, &c), EBUS_ERR_TOPIC_EMPTY_TOKEN);
 	CHECK_EQ_INT(ebus_consumer_create(bus, ".a", 4, &c), EBUS_ERR_TOPIC_EMPTY_TOKEN);
 	CHECK_EQ_INT(ebus_consumer_create(bus, "a b", 4, &c), EBUS_ERR_TOPIC_BAD_CHAR);
+	CHECK_EQ_INT(ebus_consumer_create(bus, "a.b*", 4, &c), EBUS_ERR_PATTERN_WILDCARD);
+	CHECK_EQ_INT(ebus_consumer_create(bus, "a.>.b", 4, &c), EBUS_ERR_PATTERN_GT_LAST);
 	atomic_store(&g_alloc.fail, 1);
 	CHECK_EQ_INT(ebus_consumer_create(bus, "a.b", 4, &c), EBUS_ERR_NOMEM);
 	CHECK_EQ_INT(ebus_await(bus, "a.b", buf, sizeof buf, &msg, 0), EBUS_ERR_NOMEM);
@@ -771,6 +927,7 @@ static void test_bad_input(void)
 	CHECK_EQ_INT(ebus_await(bus, "a.b", NULL, sizeof buf, &msg, 0), EBUS_ERR_NULL);
 	CHECK_EQ_INT(ebus_await(bus, "a.b", buf, sizeof buf, NULL, 0), EBUS_ERR_NULL);
 	CHECK_EQ_INT(ebus_await(bus, "a..b", buf, sizeof buf, &msg, 0), EBUS_ERR_TOPIC_EMPTY_TOKEN);
+	CHECK_EQ_INT(ebus_await(bus, "*x", buf, sizeof buf, &msg, 0), EBUS_ERR_PATTERN_WILDCARD);
 
 	CHECK_OK(ebus_consumer_create(bus, "a.b", 4, &good));
 	CHECK_EQ_INT(ebus_consume(NULL, buf, sizeof buf, &msg, 0), EBUS_ERR_NULL);
@@ -830,6 +987,8 @@ int main(void)
 		TU_RUN1(test_await, sync, m);
 		TU_RUN1(test_destroy_with_queued, sync, m);
 		TU_RUN1(test_multi, sync, m);
+		TU_RUN1(test_wildcard, sync, m);
+		TU_RUN1(test_pattern_many_producers, sync, m);
 	}
 	TU_RUN(test_block_own_thread);
 	TU_RUN(test_bad_input);
