@@ -484,6 +484,7 @@ int ebus_publish_internal(struct ebus_topic_s *t, const void *data, size_t len)
 int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t len)
 {
 	size_t n;
+	uint64_t hash;
 	struct ebus_topic_s *t;
 	int rc;
 
@@ -495,7 +496,13 @@ int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t le
 	if (n > sizeof EBUS_META_PREFIX - 1 &&
 	    memcmp(name, EBUS_META_PREFIX, sizeof EBUS_META_PREFIX - 1) == 0)
 		return EBUS_ERR_RESERVED;
-	t = ebus_registry_find(bus, name, n, ebus_hash(name, n));
+	hash = ebus_hash(name, n);
+	t = ebus_registry_find(bus, name, n, hash);
+	if (!t && (rc = ebus_registry_intern_matched(bus, name, n, hash, &t)) != EBUS_OK) {
+		if (rc == EBUS_ERR_SHUTDOWN)
+			atomic_fetch_add_explicit(&bus->rejected_shutdown, 1, memory_order_relaxed);
+		return rc;
+	}
 	if (t)
 		return publish(t, data, len, false, NULL, NULL, EBUS_FULL_DEFAULT);
 	if (!data && len)

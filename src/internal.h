@@ -268,6 +268,7 @@ struct ebus {
 	struct retire *retired;
 	unsigned nretired;
 	struct ebus_sub *patterns, *patterns_tail; /* pattern subscriptions, oldest first */
+	_Atomic unsigned npatterns; /* written under ctl_lock; read by ebus_publish_name */
 	_Atomic int sync_retire_pending;
 
 	/* lanes and producers, for flush/stats/shutdown/reclaim */
@@ -313,6 +314,8 @@ void ebus_registry_destroy(struct ebus *bus);
 struct ebus_topic_s *ebus_registry_find(struct ebus *bus, const char *name, size_t len, uint64_t hash);
 int ebus_registry_intern(struct ebus *bus, const char *name, int executor, unsigned flags,
                          struct ebus_topic_s **out);
+int ebus_registry_intern_matched(struct ebus *bus, const char *name, size_t len, uint64_t hash,
+                                 struct ebus_topic_s **out);
 
 /* pattern.c: NATS subject patterns ('*' one token, '>' one or more trailing
  * tokens). ebus_pattern_check validates (same rules and codes as

@@ -476,6 +476,7 @@ int ebus_subscribe_pattern(ebus_t *bus, const char *pattern, ebus_handler_fn fn,
 	else
 		bus->patterns = sub;
 	bus->patterns_tail = sub;
+	atomic_store_explicit(&bus->npatterns, bus->npatterns + 1, memory_order_relaxed);
 	*out = sub->id;
 	np = same_pattern(bus, pattern, plen);
 	ctl_unlock(bus, EBUS_OK);
@@ -493,6 +494,7 @@ static void pattern_unlink(struct ebus *bus, struct ebus_sub *s)
 		s->pat_next->pat_prev = s->pat_prev;
 	else
 		bus->patterns_tail = s->pat_prev;
+	atomic_store_explicit(&bus->npatterns, bus->npatterns - 1, memory_order_relaxed);
 }
 
 static int unsubscribe(struct ebus *bus, ebus_sub_id id, ebus_released_fn released)

@@ -198,6 +198,36 @@ int ebus_registry_intern(struct ebus *bus, const char *name, int executor, unsig
 	return EBUS_OK;
 }
 
+/*
+ * ebus_publish_name for a name never interned: create the topic only if a
+ * pattern subscription matches it (so its subscribers get the event);
+ * otherwise *out = NULL and nothing is created, so arbitrary names cannot
+ * grow the registry.
+ */
+int ebus_registry_intern_matched(struct ebus *bus, const char *name, size_t len, uint64_t hash,
+                                 struct ebus_topic_s **out)
+{
+	struct ebus_topic_s *t;
+	int rc = EBUS_OK;
+
+	*out = NULL;
+	if (!atomic_load_explicit(&bus->npatterns, memory_order_relaxed))
+		return EBUS_OK;
+	pthread_mutex_lock(&bus->ctl_lock);
+	t = ebus_registry_find(bus, name, len, hash);
+	if (!t) {
+		for (struct ebus_sub *s = bus->patterns; s; s = s->pat_next) {
+			if (ebus_pattern_matches(s->pattern, s->patlen, name, len)) {
+				rc = topic_create(bus, name, len, hash, -1, 0, &t);
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&bus->ctl_lock);
+	*out = t;
+	return rc;
+}
+
 void ebus_registry_destroy(struct ebus *bus)
 {
 	ck_stack_entry_t *e, *next;

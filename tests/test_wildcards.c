@@ -99,6 +99,14 @@ static void test_pattern_reach(const bus_kind *k)
 	CHECK_EQ_INT(all.n, 5);
 	CHECK(got(&all, "orders", 4) && got(&all, "trades.eu", 5));
 
+	/* by name, never interned: a matching pattern makes it a topic */
+	uint32_t v = 100;
+	CHECK_OK(ebus_publish_name(b, "orders.byname", &v, sizeof v));
+	CHECK_OK(ebus_flush(b, 0));
+	CHECK_EQ_INT(star.n, 3);
+	CHECK(got(&star, "orders.byname", 100));
+	star.n--, gt.n--, all.n--; /* keep the counts below as they were */
+
 	/* Unsubscribe removes the pattern from every topic, old and new. */
 	CHECK_OK(ebus_unsubscribe(b, s_star));
 	CHECK_EQ_INT(ebus_unsubscribe(b, s_star), EBUS_ERR_NOT_FOUND);
@@ -115,8 +123,17 @@ static void test_pattern_reach(const bus_kind *k)
 	CHECK_EQ_INT(gt.n, 5);
 	CHECK_EQ_INT(all.n, 7);
 	ebus_stats_t st = tu_stats(b);
-	CHECK_EQ_U64(st.published, 8);
+	CHECK_EQ_U64(st.published, 9);
 	CHECK_EQ_U64(st.dropped_no_subscriber, 1);
+	/* no pattern matches: nothing is created, the event is counted */
+	ebus_topic_t *none = NULL;
+	v = 101;
+	CHECK_OK(ebus_publish_name(b, "nobody.listens", &v, sizeof v));
+	CHECK_OK(ebus_flush(b, 0));
+	st = tu_stats(b);
+	CHECK_EQ_U64(st.published, 10);
+	CHECK_EQ_U64(st.dropped_no_subscriber, 2);
+	(void)none;
 	ebus_destroy(b);
 }
 

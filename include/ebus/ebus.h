@@ -296,9 +296,11 @@ EBUS_API int ebus_publish_ex(ebus_topic_t *topic, const void *data, size_t len,
 
 /*
  * Publishes by name: looks the topic up (one hash-table lookup, no lock).
- * A valid name that was never interned has no subscribers: the event is
- * accepted and counted as dropped_no_subscriber on the bus; EBUS_OK.
- * Name errors as for ebus_topic. Thread-safety: as ebus_publish.
+ * A valid name that was never interned is interned first if a pattern
+ * subscription matches it (it has subscribers); otherwise nothing is
+ * created, and the event is accepted and counted as dropped_no_subscriber
+ * on the bus; EBUS_OK. Names under "$ebus.": EBUS_ERR_RESERVED. Name errors
+ * as for ebus_topic. Thread-safety: as ebus_publish.
  */
 EBUS_API int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t len);
 
