@@ -357,11 +357,28 @@ EBUS_API int ebus_subscribe_ex(ebus_topic_t *topic, ebus_handler_fn handler, voi
 EBUS_API int ebus_subscribe_pattern(ebus_t *bus, const char *pattern, ebus_handler_fn handler,
                                     void *ctx, unsigned flags, ebus_sub_id *out);
 
-/* Checks a pattern without a bus: EBUS_OK or the reason it is invalid. */
+/*
+ * Checks a pattern without a bus: EBUS_OK or the reason it is invalid.
+ * The rules and codes of ebus_topic_validate, except that '*' and '>' are
+ * allowed as whole tokens ('>' only last): a wildcard sharing its token
+ * with other bytes is EBUS_ERR_PATTERN_WILDCARD, a '>' followed by '.' is
+ * EBUS_ERR_PATTERN_GT_LAST. Every valid topic name is a valid pattern.
+ * When several errors apply, the first offending byte from the left
+ * decides (">." is GT_LAST, "a*. " is PATTERN_WILDCARD), and a string with
+ * no such byte in its first EBUS_TOPIC_MAX bytes but more bytes after them
+ * is EBUS_ERR_TOPIC_TOO_LONG; at most EBUS_TOPIC_MAX + 1 bytes are read.
+ * Thread-safety: any thread (a pure function).
+ */
 EBUS_API int ebus_pattern_validate(const char *pattern);
 
-/* *matched = 1 if `topic` (a literal name) matches `pattern`, else 0.
- * Returns the validation error of either string, or EBUS_OK. */
+/*
+ * *matched = 1 if `topic` (a literal name) matches `pattern`, else 0, with
+ * the rules of ebus_subscribe_pattern (including the "$ebus." rule).
+ * Returns EBUS_ERR_NULL if matched is NULL, else the pattern's validation
+ * error, else the topic's (EBUS_ERR_TOPIC_WILDCARD if it has wildcards),
+ * else EBUS_OK; on error *matched is untouched.
+ * Thread-safety: any thread (a pure function).
+ */
 EBUS_API int ebus_pattern_match(const char *pattern, const char *topic, int *matched);
 
 /* Handler calls of one subscription that returned non-zero.
