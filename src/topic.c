@@ -144,6 +144,10 @@ int ebus_registry_intern(struct ebus *bus, const char *name, int executor, unsig
 		t->namelen = len;
 		memcpy(t->name, name, len + 1);
 		atomic_init(&t->subs, NULL);
+		if (ebus_topic_stats_init(bus, t) != EBUS_OK) {
+			ebus_free(bus, t, sizeof *t + len + 1);
+			return EBUS_ERR_NOMEM;
+		}
 		cds_lfht_node_init(&t->node);
 		key.name = t->name;
 		key.len = len;
@@ -156,6 +160,7 @@ int ebus_registry_intern(struct ebus *bus, const char *name, int executor, unsig
 			 * visible, so it may be freed at once (rculfhash.h). */
 			got = caa_container_of(node, struct ebus_topic_s, node);
 			EBUS_TSAN_ACQUIRE(got);
+			ebus_topic_stats_fini(bus, t);
 			ebus_free(bus, t, sizeof *t + len + 1);
 			t = got;
 		} else {
@@ -192,6 +197,7 @@ void ebus_registry_destroy(struct ebus *bus)
 	for (e = ck_stack_batch_pop_upmc(&bus->all_topics); e; e = next) {
 		next = CK_STACK_NEXT(e);
 		t = EBUS_CONTAINER(e, struct ebus_topic_s, all);
+		ebus_topic_stats_fini(bus, t);
 		ebus_free(bus, t, sizeof *t + t->namelen + 1);
 	}
 }
