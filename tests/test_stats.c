@@ -26,6 +26,10 @@
  *    samples, `name{labels} value`), label escaping of '"' and '\' in topic
  *    names round-trips, values match the snapshot, and the EBUS_ERR_BUFFER
  *    size negotiation works.
+ *  - concurrent_snapshots: snapshots taken in a loop while two threads
+ *    intern topics, subscribe, unsubscribe and publish: sorted, monotonic,
+ *    never more than was published; exact after the flush (run under TSan
+ *    and ASan by scripts/test.sh).
  *  - bad_input.
  */
 #include "testutil.h"
@@ -981,6 +985,96 @@ static void test_prometheus(void)
 	ebus_destroy(bus);
 }
 
+/* ---- snapshots while topics are interned, subscriptions change, events flow ---------- */
+
+#define CC_THREADS 2
+
+static struct {
+	ebus_t *bus;
+	uint64_t topics, events;
+	_Atomic int done;
+	_Atomic uint64_t calls; /* outlives the workers: their handlers stay subscribed */
+} cc;
+
+static void *cc_worker(void *arg)
+{
+	unsigned w = (unsigned)(uintptr_t)arg;
+	for (uint64_t i = 0; i < cc.topics; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "cc.w%u.t%" PRIu64, w, i);
+		ebus_topic_t *t;
+		CHECK_OK(ebus_topic(cc.bus, name, &t));
+		ebus_sub_id id;
+		CHECK_OK(ebus_subscribe(t, ok_handler, &cc.calls, &id)); /* array swaps under the snapshots */
+		for (uint64_t k = 0; k < cc.events; k++)
+			CHECK_OK(ebus_publish(t, &k, 8));
+		if (i % 2)
+			CHECK_OK(ebus_unsubscribe(cc.bus, id));
+	}
+	atomic_fetch_add(&cc.done, 1);
+	return NULL;
+}
+
+static void test_concurrent_snapshots(void)
+{
+	cc.topics = tu_param("EBUS_STRESS_STATS_TOPICS", 200, 20000);
+	cc.events = 50;
+	atomic_store(&cc.done, 0);
+	atomic_store(&cc.calls, 0);
+	ebus_config_t cfg;
+	memset(&cfg, 0, sizeof cfg);
+	cfg.executors = 2;
+	cfg.timestamps = 1;
+	CHECK_OK(ebus_create(&cfg, &cc.bus));
+	pthread_t th[CC_THREADS];
+	for (unsigned i = 0; i < CC_THREADS; i++)
+		tu_thread_create(&th[i], cc_worker, (void *)(uintptr_t)i);
+	size_t prev_topics = 0;
+	uint64_t prev_pub = 0, prev_samples = 0, rounds = 0;
+	while (atomic_load(&cc.done) < CC_THREADS || rounds == 0) {
+		ebus_snapshot_t *s;
+		CHECK_OK(ebus_snapshot(cc.bus, &s));
+		CHECK(s->ntopics >= prev_topics);
+		check_sorted(s);
+		for (size_t i = 0; i < s->ntopics; i++) {
+			CHECK(strncmp(s->topics[i].name, "cc.w", 4) == 0);
+			CHECK(s->topics[i].subscribers <= 1);
+			CHECK(s->topics[i].dispatched <= cc.events);
+		}
+		CHECK(s->total.published >= prev_pub);
+		CHECK(s->latency_samples >= prev_samples);
+		prev_topics = s->ntopics;
+		prev_pub = s->total.published;
+		prev_samples = s->latency_samples;
+		size_t len;
+		CHECK_EQ_INT(ebus_snapshot_prometheus(s, NULL, 0, &len), EBUS_ERR_BUFFER);
+		ebus_snapshot_free(s);
+		rounds++;
+	}
+	for (unsigned i = 0; i < CC_THREADS; i++)
+		tu_thread_join(th[i]);
+	CHECK_OK(ebus_flush(cc.bus, 0));
+	ebus_snapshot_t *s;
+	CHECK_OK(ebus_snapshot(cc.bus, &s));
+	printf("   %" PRIu64 " snapshots taken while %u threads interned %" PRIu64 " topics each\n", rounds,
+	       CC_THREADS, cc.topics);
+	CHECK_EQ_U64(s->ntopics, CC_THREADS * cc.topics);
+	CHECK_EQ_U64(s->total.published, CC_THREADS * cc.topics * cc.events);
+	CHECK_EQ_U64(s->latency_samples, s->total.published);
+	for (size_t i = 0; i < s->ntopics; i++) {
+		CHECK_EQ_U64(s->topics[i].dispatched, cc.events);
+		/* odd-numbered topics were unsubscribed after their events */
+		size_t n = strlen(s->topics[i].name);
+		int odd = (s->topics[i].name[n - 1] - '0') % 2;
+		CHECK_EQ_U64(s->topics[i].subscribers, odd ? 0 : 1);
+	}
+	CHECK_EQ_U64(atomic_load(&cc.calls), s->total.handler_calls);
+	CHECK_STATS_BALANCED(s->total);
+	check_sums(s);
+	ebus_snapshot_free(s);
+	ebus_destroy(cc.bus);
+}
+
 static void test_bad_input(void)
 {
 	ebus_snapshot_t *s = (ebus_snapshot_t *)(uintptr_t)0x1;
@@ -1012,6 +1106,7 @@ int main(void)
 	TU_RUN(test_sync);
 	TU_RUN(test_outlives_bus);
 	TU_RUN(test_prometheus);
+	TU_RUN(test_concurrent_snapshots);
 	TU_RUN(test_bad_input);
 	return tu_finish("test_stats");
 }
