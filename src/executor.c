@@ -160,8 +160,7 @@ static unsigned lane_drain(struct ebus_exec *ex, struct lane *l, unsigned max, i
 	unsigned c = __atomic_load_n(&l->ring.c_head, __ATOMIC_RELAXED);
 	unsigned p = __atomic_load_n(&l->ring.p_tail, __ATOMIC_ACQUIRE);
 	unsigned n = p - c, mask = l->ring.mask;
-
-	struct ebus_hist *hist = ex->hist;
+	struct ebus_hist *hist = ex->hist; /* NULL unless timestamps */
 
 	if (n == 0)
 		return 0;
