@@ -86,6 +86,7 @@ static void bus_free_memory(struct ebus *bus)
 		next = l->bus_next;
 		ebus_lane_free(bus, l);
 	}
+	ebus_stats_fini(bus);
 	if (bus->exec) {
 		for (unsigned i = 0; i < bus->nexec; i++) {
 			struct ebus_exec *ex = bus->exec[i];
@@ -153,6 +154,7 @@ int ebus_create(const ebus_config_t *cfg, ebus_t **out)
 	bus->spin_iterations = cfg->spin_iterations ? cfg->spin_iterations : DEFAULT_SPIN;
 	bus->error_hook = cfg->error_hook;
 	bus->error_hook_arg = cfg->error_hook_arg;
+	bus->timestamps = cfg->timestamps != 0;
 	bus->free_head = bus->free_tail = UINT32_MAX;
 	pthread_mutex_init(&bus->ctl_lock, NULL);
 	pthread_mutex_init(&bus->lanes_lock, NULL);
@@ -181,6 +183,9 @@ int ebus_create(const ebus_config_t *cfg, ebus_t **out)
 			bus->exec[i] = ex;
 		}
 	}
+	rc = ebus_stats_init(bus, cfg);
+	if (rc)
+		goto fail;
 	rc = ebus_registry_init(bus);
 	if (rc)
 		goto fail;
@@ -397,20 +402,24 @@ static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, b
 		case EBUS_FULL_FAIL:
 			ctr_add(&lane->rejected_full, 1);
 			rc = EBUS_ERR_FULL;
-			goto out;
+			break;
 		case EBUS_FULL_DROP:
 			ctr_add(&lane->dropped_full, 1);
 			rc = EBUS_DROPPED;
-			goto out;
+			break;
 		default:
 			rc = full_block(bus, lane, &s);
-			if (rc)
-				goto out;
+		}
+		if (rc) {
+			ebus_topic_count_refused(t, rc);
+			goto out;
 		}
 	}
 	EBUS_TSAN_ACQUIRE(&lane->ring.c_head); /* the executor is done with this slot */
 	s->topic = t;
 	s->len = (uint32_t)len;
+	if (EBUS_UNLIKELY(bus->timestamps)) /* same line as bus->state: no extra miss */
+		s->ts = ebus_now_ns();
 	if (by_ref) {
 		s->kind = SLOT_REF;
 		s->u.ref.ptr = (void *)data;
@@ -680,6 +689,8 @@ static void exec_stats(struct ebus *bus, unsigned i, ebus_stats_t *s)
 	s->parks += ctr_get(&ex->parks);
 	s->wakeups += ctr_get(&ex->wakeups);
 	s->lanes_reclaimed += ctr_get(&ex->lanes_reclaimed);
+	if (ctr_get(&ex->lane_high_water) > s->lane_high_water)
+		s->lane_high_water = ctr_get(&ex->lane_high_water); /* max, not sum */
 	/* under lanes_lock (caller) */
 	s->published += ex->ret_published;
 	s->dropped_full += ex->ret_dropped_full;

@@ -37,16 +37,20 @@ void ebus_release_payload(struct ebus *bus, struct ebus_slot *s)
 }
 
 /* Shared by executors and synchronous mode. Counters belong to the caller
- * (one writer each). */
-void ebus_dispatch_slot(struct ebus *bus, struct ebus_slot *s, ebus_ctr *delivered,
+ * (one writer each); `who` is the caller's executor (stripe) index, which
+ * picks the topic's counter block. */
+void ebus_dispatch_slot(struct ebus *bus, struct ebus_slot *s, unsigned who, ebus_ctr *delivered,
                         ebus_ctr *calls, ebus_ctr *errors, ebus_ctr *no_sub)
 {
 	struct ebus_topic_s *t = s->topic;
 	struct subarr *a = atomic_load_explicit(&t->subs, memory_order_acquire);
+	struct topic_ctrs *tc = topic_ctrs_of(t, who);
+	uint64_t ncalls = 0;
 	ebus_event_t ev;
 
 	if (!a) {
 		ctr_add(no_sub, 1);
+		ctr_add(&tc->dropped_no_sub, 1);
 		ebus_release_payload(bus, s);
 		return;
 	}
@@ -62,9 +66,10 @@ void ebus_dispatch_slot(struct ebus *bus, struct ebus_slot *s, ebus_ctr *deliver
 			rc = sub->fn(&ev, sub->ctx);
 		else
 			rc = ebus_call_serial(bus, sub, &ev);
-		ctr_add(calls, 1);
+		ncalls++;
 		if (EBUS_UNLIKELY(rc != 0)) {
 			ctr_add(errors, 1);
+			ctr_add(&tc->handler_errors, 1);
 			atomic_fetch_add_explicit(&sub->errors, 1, memory_order_relaxed);
 			if (bus->error_hook)
 				bus->error_hook(bus->error_hook_arg, t, sub->id, rc);
@@ -74,7 +79,10 @@ void ebus_dispatch_slot(struct ebus *bus, struct ebus_slot *s, ebus_ctr *deliver
 				               rc, t->name, t->namelen);
 		}
 	}
+	ctr_add(calls, ncalls);
+	ctr_add(&tc->handler_calls, ncalls);
 	ctr_add(delivered, 1);
+	ctr_add(&tc->delivered, 1);
 	ebus_release_payload(bus, s);
 }
 
@@ -159,9 +167,12 @@ static unsigned lane_drain(struct ebus_exec *ex, struct lane *l, unsigned max, i
 	unsigned c = __atomic_load_n(&l->ring.c_head, __ATOMIC_RELAXED);
 	unsigned p = __atomic_load_n(&l->ring.p_tail, __ATOMIC_ACQUIRE);
 	unsigned n = p - c, mask = l->ring.mask;
+	struct ebus_hist *hist = ex->hist; /* NULL unless timestamps */
 
 	if (n == 0)
 		return 0;
+	if (EBUS_UNLIKELY(n > ctr_get(&ex->lane_high_water)))
+		atomic_store_explicit(&ex->lane_high_water, n, memory_order_relaxed);
 	if (n > max)
 		n = max;
 	EBUS_TSAN_ACQUIRE(&l->ring.p_tail); /* pairs with the producer's commit */
@@ -171,9 +182,12 @@ static unsigned lane_drain(struct ebus_exec *ex, struct lane *l, unsigned max, i
 			ex->meta_seen++;
 		if (EBUS_UNLIKELY(mode == STOP_DISCARD)) {
 			ctr_add(&ex->dropped_shutdown, 1);
+			ctr_add(&topic_ctrs_of(s->topic, ex->index)->dropped_shutdown, 1);
 			ebus_release_payload(bus, s);
 		} else {
-			ebus_dispatch_slot(bus, s, &ex->delivered, &ex->handler_calls,
+			if (EBUS_UNLIKELY(hist != NULL))
+				ebus_hist_record(hist, s->ts);
+			ebus_dispatch_slot(bus, s, ex->index, &ex->delivered, &ex->handler_calls,
 			                   &ex->handler_errors, &ex->dropped_no_sub);
 		}
 	}

@@ -14,6 +14,7 @@
 
 #include "ebus/ebus.h"
 #include "platform.h"
+#include "stats.h"
 
 #include <ck_ring.h>
 #include <ck_spinlock.h>
@@ -72,12 +73,27 @@ static inline uint64_t ctr_get(ebus_ctr *c)
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
 
+/* ---- latency histogram (stats.c): one writer, the executor or stripe ---- */
+struct ebus_hist {
+	ebus_ctr bucket[EBUS_HIST_BUCKETS]; /* see stats.h for the bucket layout */
+	ebus_ctr sum;                       /* exact sum of the recorded ns */
+};
+
+/* Records the time since `ts` (publish) in h. Caller: the only writer. */
+static inline void ebus_hist_record(struct ebus_hist *h, uint64_t ts)
+{
+	uint64_t now = ebus_now_ns();
+	uint64_t d = now > ts ? now - ts : 0;
+	ctr_add(&h->bucket[ebus_hist_bucket(d)], 1);
+	ctr_add(&h->sum, d);
+}
+
 /* ---- the slot: one cache line, stored inline in the ring ---------------- */
 enum { SLOT_INLINE = 0, SLOT_OWNED = 1, SLOT_REF = 2 };
 
 struct ebus_slot {
 	struct ebus_topic_s *topic;
-	uint64_t ts; /* reserved for opt-in publish timestamps */
+	uint64_t ts; /* ebus_now_ns() at publish, when bus->timestamps */
 	uint32_t len;
 	uint32_t kind;
 	union {
@@ -137,6 +153,14 @@ struct subarr {
 };
 
 /* ---- topics: immortal until ebus_destroy --------------------------------- */
+
+/* Dispatch counters of a topic. One writer: the executor that dispatches
+ * (sync: the thread holding the stripe lock). dispatched is derived:
+ * delivered + dropped_no_sub + dropped_shutdown. */
+struct topic_ctrs {
+	ebus_ctr delivered, handler_calls, handler_errors, dropped_no_sub, dropped_shutdown;
+} __attribute__((aligned(EBUS_CL)));
+
 struct ebus_topic_s {
 	_Atomic(struct subarr *) subs; /* read per event by the executor */
 	struct ebus *bus;
@@ -146,6 +170,16 @@ struct ebus_topic_s {
 	struct cds_lfht_node node; /* bus->topics, bp flavor */
 	ck_stack_entry_t all; /* bus->all_topics, for destroy */
 	size_t namelen;
+	/* Statistics, away from the line publishers read on every publish. An
+	 * ordered topic's counters are on their own line; an unordered topic
+	 * (dispatched by every executor) has one block per executor instead,
+	 * and this line then only holds the (read-only) pointer. */
+	union {
+		struct topic_ctrs one;
+		struct topic_ctrs *per_exec; /* [nexec], EBUS_TOPIC_UNORDERED */
+	} ctrs;
+	/* Publisher-side losses on a full lane: slow path only, atomic RMW. */
+	_Atomic uint64_t dropped_full, rejected_full, rejected_timeout;
 	char name[];
 };
 
@@ -153,6 +187,14 @@ struct ebus_topic_s {
 #define TOPIC_RESERVED 0x100u
 /* ebus_registry_intern: return an existing topic whatever its ordering. */
 #define TOPIC_ANY_ORDER 0x200u
+
+/* The counter block that executor (or stripe) `who` writes for topic t. */
+static inline struct topic_ctrs *topic_ctrs_of(struct ebus_topic_s *t, unsigned who)
+{
+	if (EBUS_UNLIKELY(t->flags & EBUS_TOPIC_UNORDERED))
+		return &t->ctrs.per_exec[who];
+	return &t->ctrs.one;
+}
 
 /* ---- lanes: one SPSC ring per (publishing thread, executor) ------------- */
 struct lane {
@@ -200,6 +242,8 @@ struct ebus_exec {
 	ebus_ctr finished; /* events taken out of lanes and fully processed */
 	ebus_ctr parks, wakeups;
 	ebus_ctr lanes_reclaimed;
+	ebus_ctr lane_high_water; /* most events found in one lane at a drain */
+	struct ebus_hist *hist;   /* latency histogram; NULL unless timestamps */
 	/* signals from other threads */
 	_Atomic uint32_t sleeping __attribute__((aligned(EBUS_CL))); /* futex word */
 	_Atomic int stop;
@@ -225,6 +269,7 @@ struct ebus_exec {
 struct sync_stripe {
 	pthread_mutex_t lock;
 	ebus_ctr published, delivered, handler_calls, handler_errors, dropped_no_sub, dropped_shutdown;
+	struct ebus_hist *hist; /* under lock; NULL unless timestamps */
 } __attribute__((aligned(EBUS_CL)));
 
 /* ---- subscription id table (generational), under ctl_lock -------------- */
@@ -242,6 +287,7 @@ struct ebus {
 	/* read on every publish */
 	_Atomic int state;
 	int sync;
+	int timestamps; /* config.timestamps: stamp slots at publish */
 	unsigned nexec;
 	ebus_full_policy policy;
 	uint64_t block_timeout_ns;
@@ -358,7 +404,7 @@ void ebus_exec_wake(struct ebus_exec *ex);
 void ebus_exec_notify_progress(struct ebus_exec *ex, bool idle);
 void ebus_exec_notify_all(struct ebus_exec *ex);
 void ebus_release_payload(struct ebus *bus, struct ebus_slot *s);
-void ebus_dispatch_slot(struct ebus *bus, struct ebus_slot *s, ebus_ctr *delivered,
+void ebus_dispatch_slot(struct ebus *bus, struct ebus_slot *s, unsigned who, ebus_ctr *delivered,
                         ebus_ctr *calls, ebus_ctr *errors, ebus_ctr *no_sub);
 
 /* consumer.c: wakes every pull consumer and every handler blocked on a
@@ -371,6 +417,15 @@ void ebus_meta_emit(struct ebus *bus, int which, int executor, ebus_sub_id sub, 
                     int rc, const char *name, size_t namelen);
 void ebus_meta_stopped(struct ebus *bus);
 int ebus_publish_internal(struct ebus_topic_s *t, const void *data, size_t len);
+
+/* stats.c */
+int ebus_stats_init(struct ebus *bus, const ebus_config_t *cfg); /* histograms */
+void ebus_stats_fini(struct ebus *bus);
+int ebus_topic_stats_init(struct ebus *bus, struct ebus_topic_s *t);
+void ebus_topic_stats_fini(struct ebus *bus, struct ebus_topic_s *t);
+/* Counts a publish refused on a full lane against its topic (slow path):
+ * EBUS_ERR_FULL / EBUS_ERR_DEADLOCK, EBUS_DROPPED, EBUS_ERR_TIMEOUT. */
+void ebus_topic_count_refused(struct ebus_topic_s *t, int rc);
 
 /* sync.c */
 int ebus_sync_publish(struct ebus_topic_s *t, const void *data, size_t len, int kind,

@@ -93,7 +93,7 @@ void ebus_meta_stopped(struct ebus *bus)
 		pthread_mutex_lock(&bus->lanes_lock);
 		home->ret_published++; /* keeps published == delivered + dropped */
 		pthread_mutex_unlock(&bus->lanes_lock);
-		ebus_dispatch_slot(bus, &s, &home->delivered, &home->handler_calls,
+		ebus_dispatch_slot(bus, &s, t->executor, &home->delivered, &home->handler_calls,
 		                   &home->handler_errors, &home->dropped_no_sub);
 		ctr_add_release(&home->finished, 1);
 	}

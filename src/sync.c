@@ -78,15 +78,19 @@ static bool defer_pop(struct ebus_slot *out)
 
 static void run_locked(struct ebus *bus, struct sync_stripe *st, struct ebus_slot *s)
 {
+	unsigned who = (unsigned)(st - bus->stripes);
 	ctr_add(&st->published, 1);
 	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN &&
 	    bus->shutdown_mode == STOP_DISCARD) {
 		ctr_add(&st->dropped_shutdown, 1);
+		ctr_add(&topic_ctrs_of(s->topic, who)->dropped_shutdown, 1);
 		ebus_release_payload(bus, s);
 		return;
 	}
+	if (EBUS_UNLIKELY(st->hist != NULL))
+		ebus_hist_record(st->hist, s->ts);
 	ebus_tls_sync_depth++;
-	ebus_dispatch_slot(bus, s, &st->delivered, &st->handler_calls, &st->handler_errors,
+	ebus_dispatch_slot(bus, s, who, &st->delivered, &st->handler_calls, &st->handler_errors,
 	                   &st->dropped_no_sub);
 	ebus_tls_sync_depth--;
 }
@@ -114,7 +118,7 @@ int ebus_sync_publish(struct ebus_topic_s *t, const void *data, size_t len, int 
 	int rc;
 
 	s.topic = t;
-	s.ts = 0;
+	s.ts = EBUS_UNLIKELY(bus->timestamps) ? ebus_now_ns() : 0;
 	s.len = (uint32_t)len;
 	if (ebus_tls_sync_depth > 0) {
 		/* Inside a handler: queue a copy, deliver after it returns. */

@@ -134,8 +134,13 @@ static int topic_create(struct ebus *bus, const char *name, size_t len, uint64_t
 		t->flags |= TOPIC_RESERVED;
 	t->namelen = len;
 	memcpy(t->name, name, len + 1);
+	if (ebus_topic_stats_init(bus, t) != EBUS_OK) {
+		ebus_free(bus, t, sizeof *t + len + 1);
+		return EBUS_ERR_NOMEM;
+	}
 	rc = ebus_subs_for_new_topic(bus, t, &subs);
 	if (rc) {
+		ebus_topic_stats_fini(bus, t);
 		ebus_free(bus, t, sizeof *t + len + 1);
 		return rc;
 	}
@@ -250,6 +255,7 @@ void ebus_registry_destroy(struct ebus *bus)
 	for (e = ck_stack_batch_pop_upmc(&bus->all_topics); e; e = next) {
 		next = CK_STACK_NEXT(e);
 		t = EBUS_CONTAINER(e, struct ebus_topic_s, all);
+		ebus_topic_stats_fini(bus, t);
 		ebus_free(bus, t, sizeof *t + t->namelen + 1);
 	}
 }

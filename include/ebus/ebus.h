@@ -166,7 +166,9 @@ typedef struct ebus_config {
 	ebus_error_hook_fn error_hook;     /* NULL = none */
 	void *error_hook_arg;
 	int timestamps;             /* non-zero: stamp every event at publish and keep a
-	                               publish-to-dispatch latency histogram (snapshot) */
+	                               publish-to-dispatch latency histogram (snapshot);
+	                               costs one clock read (vDSO) per publish and one
+	                               per dispatch */
 	int meta_events;            /* non-zero: the bus publishes meta events on the
 	                               reserved "$ebus." topics (see EBUS_META_*) */
 	ebus_handler_fn meta_handler; /* with meta_events: subscribed to "$ebus.>"
@@ -435,7 +437,9 @@ typedef struct ebus_stats_s {
 	uint64_t parks;                 /* times an executor went to sleep (futex) */
 	uint64_t wakeups;               /* times it woke from such a sleep */
 	uint64_t lane_high_water;       /* most events the executor found queued in
-	                                   one lane (max over lanes, since create) */
+	                                   one lane when it began draining it (max
+	                                   over lanes since create; totals: max over
+	                                   executors; 0 in synchronous mode) */
 } ebus_stats_t;
 
 /* Totals over all executors (executor < 0) or one executor.
@@ -603,11 +607,12 @@ typedef struct ebus_meta {
 /* ---- snapshots ------------------------------------------------------------------ */
 
 typedef struct ebus_topic_stats {
-	const char *name;              /* valid as long as the snapshot */
+	const char *name;              /* a copy, valid as long as the snapshot */
 	unsigned flags;                /* EBUS_TOPIC_* */
 	int executor;                  /* -1 for unordered topics */
-	uint64_t subscribers;
-	uint64_t dispatched;           /* events taken from lanes (or published, sync) */
+	uint64_t subscribers;          /* subscriptions on the topic when taken */
+	uint64_t dispatched;           /* events taken from lanes (or published, sync):
+	                                  delivered + dropped_no_subscriber + dropped_shutdown */
 	uint64_t delivered;
 	uint64_t handler_calls;
 	uint64_t handler_errors;
@@ -629,20 +634,45 @@ typedef struct ebus_snapshot {
 	const void *latency_;          /* the histogram; use ebus_snapshot_percentile */
 } ebus_snapshot_t;
 
-/* Copies every counter of the bus, its executors, its topics and the
- * latency histogram. Thread-safety: any thread; never slows publishers or
- * executors (relaxed loads of single-writer counters). */
+/*
+ * Copies every counter of the bus, its executors (stripes, in synchronous
+ * mode), its topics (sorted by name) and the merged latency histogram into
+ * one block from the bus's allocator. The snapshot is immutable and
+ * self-contained: it may outlive the bus (free it with ebus_snapshot_free,
+ * before or after ebus_destroy). Works after ebus_shutdown too. Totals and
+ * each executor row are read one after the other, so they add up exactly
+ * only when the bus is quiescent (after ebus_flush with no publisher).
+ * Returns EBUS_ERR_NULL or EBUS_ERR_NOMEM (*out untouched).
+ * Thread-safety: any thread, including handlers, concurrently with
+ * everything but ebus_destroy; never slows publishers or executors (relaxed
+ * loads of single-writer counters; it holds the subscription mutex while
+ * it reads the topics' subscriber counts).
+ */
 EBUS_API int ebus_snapshot(ebus_t *bus, ebus_snapshot_t **out);
+/* NULL is a no-op. Thread-safety: any thread, once per snapshot. */
 EBUS_API void ebus_snapshot_free(ebus_snapshot_t *snap);
 
-/* Publish-to-dispatch latency at percentile p in [0, 100], in ns (bucket
- * upper bound, within 1/16 of the value). EBUS_ERR_EMPTY with no samples,
- * EBUS_ERR_CONFIG for p outside [0, 100]. */
+/* Publish-to-dispatch latency at percentile p in [0, 100], in ns: the upper
+ * bound of the histogram bucket holding the sample of rank ceil(p% * n),
+ * within 1/16 of the value (values from 2^41 ns, about 36 minutes, report
+ * 2^41 - 1). The time runs from the moment the event is written into its
+ * lane slot (sync: from the publish call) to the start of its dispatch.
+ * EBUS_ERR_EMPTY with no samples yet, EBUS_ERR_UNSUPPORTED if the bus was
+ * created without config.timestamps, EBUS_ERR_CONFIG for p outside
+ * [0, 100] or NaN, EBUS_ERR_NULL. Thread-safety: any thread (read-only). */
 EBUS_API int ebus_snapshot_percentile(const ebus_snapshot_t *snap, double p, uint64_t *ns);
 
-/* Renders the snapshot as Prometheus text exposition (version 0.0.4) into
- * buf. *len gets the length needed without the NUL; EBUS_ERR_BUFFER if it
- * does not fit in cap (buf is then left as a valid, truncated string). */
+/*
+ * Renders the snapshot as Prometheus text exposition (version 0.0.4) into
+ * buf, snprintf-style: *len gets the length needed without the NUL; if that
+ * does not fit in cap, EBUS_ERR_BUFFER and buf (if cap > 0) holds a
+ * NUL-terminated prefix. buf may be NULL when cap is 0 (size query).
+ * EBUS_ERR_NULL for a NULL snap or len, or a NULL buf with cap > 0.
+ * Families: bus totals ebus_*, per executor ebus_executor_*{executor="i"},
+ * per topic ebus_topic_*{topic="name"} (label values escaped), and with
+ * timestamps the summary ebus_dispatch_latency_seconds; README lists them.
+ * Thread-safety: any thread (read-only).
+ */
 EBUS_API int ebus_snapshot_prometheus(const ebus_snapshot_t *snap, char *buf, size_t cap,
                                       size_t *len);
 
