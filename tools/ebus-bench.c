@@ -50,7 +50,7 @@ static const struct {
 #define DEFAULT_EXECUTORS 1u
 #define DEFAULT_RATE 200000ull
 #define DEFAULT_IDLE_MS 2000u
-#define QUICK_IDLE_MS 500u
+#define QUICK_IDLE_MS 300u
 #define MAX_THREADS 1024u
 
 static const struct {
