@@ -155,6 +155,11 @@ int ebus_create(const ebus_config_t *cfg, ebus_t **out)
 	bus->error_hook = cfg->error_hook;
 	bus->error_hook_arg = cfg->error_hook_arg;
 	bus->timestamps = cfg->timestamps != 0;
+	/* The fast path neither stamps events nor serves synchronous buses. */
+	bus->fast_max = bus->sync || bus->timestamps
+	                    ? 0
+	                    : (uint32_t)(bus->max_payload < EBUS_INLINE_MAX ? bus->max_payload
+	                                                                    : EBUS_INLINE_MAX);
 	bus->free_head = bus->free_tail = UINT32_MAX;
 	pthread_mutex_init(&bus->ctl_lock, NULL);
 	pthread_mutex_init(&bus->lanes_lock, NULL);
@@ -361,6 +366,31 @@ static int full_block(struct ebus *bus, struct lane *lane, struct ebus_slot **sl
 	return rc;
 }
 
+/*
+ * Copies 1..EBUS_INLINE_MAX bytes with fixed-size moves (the last one
+ * overlapping when len is not a multiple), so the hot path calls no memcpy.
+ */
+_Static_assert(EBUS_INLINE_MAX >= 32 && EBUS_INLINE_MAX <= 48, "copy_small covers 1..48 bytes");
+static inline void copy_small(unsigned char *d, const unsigned char *src, size_t len)
+{
+	if (EBUS_LIKELY(len >= 16)) {
+		memcpy(d, src, 16);
+		if (len > 32)
+			memcpy(d + 16, src + 16, 16);
+		memcpy(d + len - 16, src + len - 16, 16);
+	} else if (len >= 8) {
+		memcpy(d, src, 8);
+		memcpy(d + len - 8, src + len - 8, 8);
+	} else if (len >= 4) {
+		memcpy(d, src, 4);
+		memcpy(d + len - 4, src + len - 4, 4);
+	} else if (len) {
+		d[0] = src[0];
+		d[len / 2] = src[len / 2];
+		d[len - 1] = src[len - 1];
+	}
+}
+
 static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, bool by_ref,
                          ebus_release_fn release, void *arg, ebus_full_policy policy)
 {
@@ -427,8 +457,7 @@ static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, b
 		s->u.ref.arg = arg;
 	} else if (EBUS_LIKELY(len <= EBUS_INLINE_MAX)) {
 		s->kind = SLOT_INLINE;
-		if (len)
-			memcpy(s->u.data, data, len);
+		copy_small(s->u.data, data, len);
 	} else {
 		void *copy = ebus_alloc(bus, len, 16);
 		if (!copy) {
@@ -467,9 +496,73 @@ static int publish(struct ebus_topic_s *t, const void *data, size_t len, bool by
 	return publish_async(t, data, len, by_ref, release, arg, policy);
 }
 
-int ebus_publish(ebus_topic_t *t, const void *data, size_t len)
+static __attribute__((noinline)) int publish_slow(struct ebus_topic_s *t, const void *data,
+                                                  size_t len)
 {
 	return publish(t, data, len, false, NULL, NULL, EBUS_FULL_DEFAULT);
+}
+
+/* Wakes a parked executor, then ends the publish call (busy = 0 only after
+ * the wake: shutdown, once it sees busy = 0, may stop and free the
+ * executor). Out of line, so the fast path saves no registers. */
+static __attribute__((noinline)) int publish_wake(struct ebus_exec *ex, struct producer *p)
+{
+	ebus_exec_wake(ex);
+	atomic_store_explicit(&p->busy, 0, memory_order_release);
+	return EBUS_OK;
+}
+
+/*
+ * The common case of publish_async, for an inline payload on an open
+ * asynchronous bus whose calling thread already has its lane: the same
+ * steps (busy flag and light fence for the shutdown Dekker, reserve, fill,
+ * commit, light fence and the `sleeping` check for the park protocol),
+ * with no call on the way. Anything else (first publish of the thread, a
+ * full lane, a closing bus, a larger or empty payload, bad arguments, a
+ * synchronous bus, a topic with flags) goes the general way, from the
+ * start: nothing has been reserved when it bails out.
+ */
+int ebus_publish(ebus_topic_t *t, const void *data, size_t len)
+{
+	struct ebus *bus;
+	struct producer *p;
+	struct lane *lane;
+	struct ebus_slot *s;
+	struct ebus_exec *ex;
+
+	if (EBUS_UNLIKELY(!t || !data))
+		return publish_slow(t, data, len);
+	bus = t->bus;
+	p = ebus_tls_last;
+	if (EBUS_UNLIKELY(len - 1 >= bus->fast_max || t->flags || !p || p->bus_id != bus->id))
+		return publish_slow(t, data, len);
+	atomic_store_explicit(&p->busy, 1, memory_order_relaxed);
+	ebus_fence_light();
+	if (EBUS_UNLIKELY(atomic_load_explicit(&bus->state, memory_order_relaxed) != BUS_OPEN))
+		goto bail;
+	lane = p->lanes[t->executor];
+	if (EBUS_UNLIKELY(!lane))
+		goto bail;
+	s = ck_ring_enqueue_reserve_spsc_ebus_slot(&lane->ring, lane->buf);
+	if (EBUS_UNLIKELY(!s))
+		goto bail;
+	EBUS_TSAN_ACQUIRE(&lane->ring.c_head);
+	s->topic = t;
+	s->len = (uint32_t)len;
+	s->kind = SLOT_INLINE;
+	copy_small(s->u.data, data, len);
+	EBUS_TSAN_RELEASE(&lane->ring.p_tail);
+	ck_ring_enqueue_commit_spsc(&lane->ring);
+	ctr_add(&lane->published, 1);
+	ex = lane->ex;
+	ebus_fence_light();
+	if (EBUS_UNLIKELY(atomic_load_explicit(&ex->sleeping, memory_order_relaxed)))
+		return publish_wake(ex, p);
+	atomic_store_explicit(&p->busy, 0, memory_order_release);
+	return EBUS_OK;
+bail:
+	atomic_store_explicit(&p->busy, 0, memory_order_release);
+	return publish_slow(t, data, len);
 }
 
 int ebus_publish_ex(ebus_topic_t *t, const void *data, size_t len, ebus_full_policy policy)

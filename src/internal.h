@@ -288,6 +288,11 @@ struct ebus {
 	_Atomic int state;
 	int sync;
 	int timestamps; /* config.timestamps: stamp slots at publish */
+	/* ebus_publish's fast path takes payloads of 1..fast_max bytes; 0
+	 * sends every publish through the general path (synchronous buses, and
+	 * any per-bus feature the fast path does not implement). One compare
+	 * stands for the length, max_payload and mode checks. */
+	uint32_t fast_max;
 	unsigned nexec;
 	ebus_full_policy policy;
 	uint64_t block_timeout_ns;

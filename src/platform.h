@@ -29,7 +29,7 @@ static inline void ebus_fence_light(void)
 {
 	/* ck's fences are asm (mfence / compiler barrier); GCC's TSan refuses
 	 * atomic_thread_fence, and TSan does not model reordering anyway. */
-	if (ebus_have_membarrier)
+	if (__builtin_expect(ebus_have_membarrier, 1))
 		ck_pr_barrier();
 	else
 		ck_pr_fence_memory();

@@ -42,12 +42,15 @@ static const struct {
 	{"pingpong", &bench_scenario_pingpong},
 	{"latency", &bench_scenario_latency},
 	{"by-name", &bench_scenario_by_name},
+	{"idle", &bench_scenario_idle},
 };
 
 #define DEFAULT_PUBLISHERS 2u
 #define DEFAULT_TOPICS 4u
 #define DEFAULT_EXECUTORS 1u
 #define DEFAULT_RATE 200000ull
+#define DEFAULT_IDLE_MS 2000u
+#define QUICK_IDLE_MS 300u
 #define MAX_THREADS 1024u
 
 static const struct {
@@ -76,10 +79,12 @@ static void usage(FILE *f)
 	        "                    pingpong    round-trip latency over two topics\n"
 	        "                    latency     publish-to-callback latency at a fixed rate\n"
 	        "                    by-name     throughput with ebus_publish_name\n"
+	        "                    idle        idle CPU of a parked consumer, and its wake latency\n"
 	        "  --events N        events per run (default %llu; --quick: %llu); multi: in all,\n"
 	        "                    split over the P x T streams; pingpong: round trips (default\n"
 	        "                    100000, --quick 10000); latency: default rate x 1 s\n"
-	        "                    (--quick: rate x 0.25 s)\n"
+	        "                    (--quick: rate x 0.25 s); idle: wake samples (default 500,\n"
+	        "                    --quick 100)\n"
 	        "  --runs N          timed runs per system, after one warm-up each (default %u)\n"
 	        "  --payload BYTES   payload size, at least %d (default 32; multi and latency:\n"
 	        "                    at least 25); above %d bytes ebus copies into a bus-owned\n"
@@ -96,6 +101,7 @@ static void usage(FILE *f)
 	        "  --topics T        multi: topics, each publisher publishes on all (default %u)\n"
 	        "  --executors E     multi: ebus executors = reference consumer threads (default %u)\n"
 	        "  --rate N          latency: events per second the publisher paces at (default %llu)\n"
+	        "  --idle-ms MS      idle: length of the idle window (default %u; --quick: %u)\n"
 	        "  --quick           fewer events (%llu), for a run of all scenarios under a minute\n"
 	        "  --timeout SEC     a run not done after SEC seconds is a failure (default 60)\n"
 	        "  --json            one JSON object per system on stdout; header on stderr\n"
@@ -103,7 +109,8 @@ static void usage(FILE *f)
 	        "  -v, --verbose     one line per run on stderr (ebus: executor parks/wakeups)\n"
 	        "  -h, --help        this text\n",
 	        DEFAULT_EVENTS, QUICK_EVENTS, DEFAULT_RUNS, BENCH_PAYLOAD_MIN, EBUS_INLINE_MAX,
-	        DEFAULT_PUBLISHERS, DEFAULT_TOPICS, DEFAULT_EXECUTORS, DEFAULT_RATE, QUICK_EVENTS);
+	        DEFAULT_PUBLISHERS, DEFAULT_TOPICS, DEFAULT_EXECUTORS, DEFAULT_RATE, DEFAULT_IDLE_MS,
+	        QUICK_IDLE_MS, QUICK_EVENTS);
 }
 
 /* Unsigned decimal; ',' and '_' may separate digits ("2,000,000"). */
@@ -219,12 +226,17 @@ static void scenario_header(FILE *f, const bench_scenario *sc, const bench_opts 
 		        o->topics, o->executors);
 	if (strcmp(sc->name, "latency") == 0)
 		fprintf(f, "rate %llu ev/s; ", (unsigned long long)o->rate);
+	if (strcmp(sc->name, "idle") == 0)
+		fprintf(f, "idle window %u ms; ", o->idle_ms);
 	if (strcmp(sc->name, "pingpong") == 0)
 		fprintf(f, "%llu round trips",
 		        (unsigned long long)(o->events_set ? o->events : o->quick ? 10000 : 100000));
 	else if (strcmp(sc->name, "latency") == 0)
 		fprintf(f, "%llu samples",
 		        (unsigned long long)(o->events_set ? o->events : o->quick ? o->rate / 4 : o->rate));
+	else if (strcmp(sc->name, "idle") == 0)
+		fprintf(f, "%llu wake samples",
+		        (unsigned long long)(o->events_set ? o->events : o->quick ? 100 : 500));
 	else
 		fprintf(f, "%llu events", (unsigned long long)o->events);
 	fprintf(f, " x %u runs", o->runs);
@@ -242,7 +254,7 @@ int main(int argc, char **argv)
 {
 	enum { OPT_SCENARIO = 256, OPT_EVENTS, OPT_RUNS, OPT_PAYLOAD, OPT_CAPACITY, OPT_WAIT,
 	       OPT_CPUS, OPT_QUICK, OPT_JSON, OPT_TIMEOUT, OPT_VERBOSE, OPT_HELP, OPT_PUBLISHERS,
-	       OPT_TOPICS, OPT_EXECUTORS, OPT_RATE };
+	       OPT_TOPICS, OPT_EXECUTORS, OPT_RATE, OPT_IDLE_MS };
 	static const struct option longopts[] = {
 		{"scenario", required_argument, NULL, OPT_SCENARIO},
 		{"events", required_argument, NULL, OPT_EVENTS},
@@ -260,6 +272,7 @@ int main(int argc, char **argv)
 		{"topics", required_argument, NULL, OPT_TOPICS},
 		{"executors", required_argument, NULL, OPT_EXECUTORS},
 		{"rate", required_argument, NULL, OPT_RATE},
+		{"idle-ms", required_argument, NULL, OPT_IDLE_MS},
 		{NULL, 0, NULL, 0},
 	};
 	bench_opts o;
@@ -375,6 +388,13 @@ int main(int argc, char **argv)
 			}
 			o.rate = v;
 			break;
+		case OPT_IDLE_MS:
+			if (parse_u64(optarg, &v) || v == 0 || v > 600000) {
+				fprintf(stderr, "ebus-bench: --idle-ms wants 1..600000, not '%s'\n", optarg);
+				return 2;
+			}
+			o.idle_ms = (unsigned)v;
+			break;
 		case OPT_JSON:
 			o.json = 1;
 			break;
@@ -410,6 +430,8 @@ int main(int argc, char **argv)
 	}
 	if (o.quick && !events_set)
 		o.events = QUICK_EVENTS;
+	if (o.idle_ms == 0)
+		o.idle_ms = o.quick ? QUICK_IDLE_MS : DEFAULT_IDLE_MS;
 	o.events_set = events_set;
 	o.progress = isatty(STDERR_FILENO);
 

@@ -1,7 +1,7 @@
 /*
  * ebus-bench internals: what the driver, the scenarios and the systems share.
  *
- * A scenario (throughput, fanout, multi, pingpong, latency, by-name)
+ * A scenario (throughput, fanout, multi, pingpong, latency, by-name, idle)
  * is a list of systems, each with a run function that moves `events`
  * payloads through that system once and reports the elapsed time and what
  * it verified. The driver (driver.c) does the rest the same way for every
@@ -42,6 +42,7 @@ typedef struct bench_opts {
 	int events_set;      /* --events given (else each scenario picks its own) */
 	unsigned publishers, topics, executors; /* multi: P x T over E */
 	uint64_t rate;       /* latency: events per second the publisher paces at */
+	unsigned idle_ms;    /* idle: length of the idle window */
 } bench_opts;
 
 /* Extra payload fields some scenarios carry in the filler, after check:
@@ -139,6 +140,7 @@ typedef struct bench_result {
 	char note[BENCH_ERR_MAX]; /* optional detail for --verbose (e.g. ebus parks) */
 	/* latency scenarios: percentiles of the run's samples, in ns */
 	double p50, p99, p999, max;
+	double cpu_pct;      /* idle: process CPU over the idle window, % of one core */
 } bench_result;
 
 /* What a run function gets: the options, the run's salt, and its sink. */
@@ -217,6 +219,7 @@ typedef struct bench_scenario {
 	 * 0, or -1 after printing why the options do not fit. */
 	int (*plan)(const bench_opts *o, bench_run *shape);
 	const char *legend; /* extra legend line, or NULL */
+	int idle;           /* latency table plus the idle CPU column (cpu_pct) */
 } bench_scenario;
 
 /* Runs a scenario as described at the top; returns the process exit code. */
@@ -229,6 +232,7 @@ extern const bench_scenario bench_scenario_multi;
 extern const bench_scenario bench_scenario_pingpong;
 extern const bench_scenario bench_scenario_latency;
 extern const bench_scenario bench_scenario_by_name;
+extern const bench_scenario bench_scenario_idle;
 
 /* Systems, one file each (sys_*.c), one entry point per scenario. */
 void bench_ebus_throughput(bench_run *run, bench_result *res);
@@ -247,6 +251,9 @@ void bench_ebus_pingpong_3t(bench_run *run, bench_result *res);
 void bench_ebus_pingpong_3t_wait(bench_run *run, bench_result *res);
 const char *bench_ebus_pingpong_3t_skip(const bench_opts *o);
 void bench_ckring_pingpong(bench_run *run, bench_result *res);
+void bench_ebus_idle(bench_run *run, bench_result *res);
+void bench_ebus_idle_busy(bench_run *run, bench_result *res);
+void bench_ckfutex_idle(bench_run *run, bench_result *res);
 void bench_mutex_pingpong(bench_run *run, bench_result *res);
 
 /* ---- helpers -------------------------------------------------------------- */

@@ -17,6 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Values per run: events/s, or p50, p99, p99.9, max and idle CPU %. */
+#define NV 5
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -60,15 +63,16 @@ static void progress(const bench_opts *o, const char *phase, unsigned round, uns
 }
 
 /* One verified run of one system; fills v[0] = events/s, or for latency
- * scenarios v[0..3] = p50, p99, p99.9, max in ns; NAN if it failed. */
+ * scenarios v[0..3] = p50, p99, p99.9, max in ns (idle: v[4] = CPU %); NAN
+ * if it failed. */
 static void run_once(const bench_scenario *sc, const bench_system *sys, const bench_opts *o,
                      const bench_run *shape, bench_sink *sinks, uint64_t *samples, uint64_t salt,
-                     const char *label, int *failed, double v[4])
+                     const char *label, int *failed, double v[NV])
 {
 	bench_run run;
 	bench_result res;
 
-	v[0] = v[1] = v[2] = v[3] = NAN;
+	v[0] = v[1] = v[2] = v[3] = v[4] = NAN;
 	run = *shape;
 	memset(&res, 0, sizeof res);
 	for (unsigned k = 0; k < run.nsinks; k++)
@@ -112,6 +116,8 @@ static void run_once(const bench_scenario *sc, const bench_system *sys, const be
 		v[1] = res.p99;
 		v[2] = res.p999;
 		v[3] = res.max;
+		if (sc->idle)
+			v[4] = res.cpu_pct;
 	} else if (res.seconds > 0) {
 		v[0] = (double)run.published / res.seconds;
 	}
@@ -168,7 +174,7 @@ static double ratio_med(const double *val, unsigned runs, unsigned s, unsigned r
 {
 	double ratio[runs > 0 ? runs : 1];
 	for (unsigned r = 0; r < runs; r++) {
-		double a = val[(s * runs + r) * 4 + i], b = val[(ref * runs + r) * 4 + i];
+		double a = val[(s * runs + r) * NV + i], b = val[(ref * runs + r) * NV + i];
 		ratio[r] = (isnan(a) || isnan(b) || a == 0 || b == 0) ? NAN : inverse ? b / a : a / b;
 	}
 	return median(ratio, runs, NULL, NULL);
@@ -177,14 +183,14 @@ static double ratio_med(const double *val, unsigned runs, unsigned s, unsigned r
 int bench_run_scenario(const bench_scenario *sc, const bench_opts *o)
 {
 	unsigned ns = sc->nsystems, runs = o->runs, ref = 0;
-	double *val = malloc(sizeof(double) * 4 * ns * runs);
+	double *val = malloc(sizeof(double) * NV * ns * runs);
 	bench_run shape;
 	bench_sink *sinks = NULL;
 	uint64_t *samples = NULL;
 	uint64_t salt = 1;
 	int failed = 0;
 	char label[32];
-	double w[4];
+	double w[NV];
 
 	memset(&shape, 0, sizeof shape);
 	if ((sc->plan ? sc->plan : plan_default)(o, &shape) != 0) {
@@ -210,8 +216,8 @@ int bench_run_scenario(const bench_scenario *sc, const bench_opts *o)
 			ref = s;
 		skipped[s] = sc->systems[s].skip ? sc->systems[s].skip(o) : NULL;
 		for (unsigned r = 0; r < runs; r++)
-			for (unsigned i = 0; i < 4; i++)
-				val[(s * runs + r) * 4 + i] = NAN;
+			for (unsigned i = 0; i < NV; i++)
+				val[(s * runs + r) * NV + i] = NAN;
 	}
 
 	/* Warm-up: once each, same size as a timed run, not timed. */
@@ -229,22 +235,23 @@ int bench_run_scenario(const bench_scenario *sc, const bench_opts *o)
 			progress(o, "run", r + 1, runs, sc->systems[s].name);
 			snprintf(label, sizeof label, "run %u", r + 1);
 			run_once(sc, &sc->systems[s], o, &shape, sinks, samples, salt++, label, &failed,
-			         &val[(s * runs + r) * 4]);
+			         &val[(s * runs + r) * NV]);
 		}
 	}
 	progress(o, NULL, 0, 0, NULL);
 
 	if (!o->json) {
 		if (sc->latency_table)
-			printf("\n%-9s %9s %9s %9s %9s %8s %8s %5s\n", "system", "p50 ns", "p99 ns",
-			       "p99.9 ns", "max ns", "p50/ck", "p999/ck", "runs");
+			printf("\n%-9s %9s %9s %9s %9s %8s %8s %5s%s\n", "system", "p50 ns", "p99 ns",
+			       "p99.9 ns", "max ns", "p50/ck", "p999/ck", "runs",
+			       sc->idle ? "  idle CPU % of a core (min-max)" : "");
 		else
 			printf("\n%-9s %12s %10s %10s %12s %12s %5s\n", "system", "median ev/s", "min",
 			       "max", "system/ebus", "ebus/system", "runs");
 	}
 	for (unsigned s = 0; s < ns; s++) {
-		double col[4][runs > 0 ? runs : 1];
-		double med[4], mn, mx;
+		double col[NV][runs > 0 ? runs : 1];
+		double med[NV], mn, mx, cmin = NAN, cmax = NAN;
 		unsigned ok = 0;
 		char a[32], b[32], c[32], d[32], e[32];
 
@@ -257,8 +264,8 @@ int bench_run_scenario(const bench_scenario *sc, const bench_opts *o)
 			continue;
 		}
 		for (unsigned r = 0; r < runs; r++) {
-			for (unsigned i = 0; i < 4; i++)
-				col[i][r] = val[(s * runs + r) * 4 + i];
+			for (unsigned i = 0; i < NV; i++)
+				col[i][r] = val[(s * runs + r) * NV + i];
 			ok += !isnan(col[0][r]);
 		}
 		if (sc->latency_table) {
@@ -269,6 +276,7 @@ int bench_run_scenario(const bench_scenario *sc, const bench_opts *o)
 				med[i] = median(col[i], runs, NULL, NULL);
 			(void)median(col[3], runs, NULL, &worst); /* max over all runs */
 			med[3] = worst;
+			med[4] = median(col[4], runs, &cmin, &cmax);
 			if (o->json) {
 				char f[32], g[32];
 				json_num(a, sizeof a, med[0], "%.0f");
@@ -286,6 +294,14 @@ int bench_run_scenario(const bench_scenario *sc, const bench_opts *o)
 				       o->capacity, o->wait_name);
 				if (shape.period_ns)
 					printf(",\"rate\":%llu", (unsigned long long)o->rate);
+				if (sc->idle) {
+					json_num(a, sizeof a, med[4], "%.4f");
+					json_num(b, sizeof b, cmin, "%.4f");
+					json_num(c, sizeof c, cmax, "%.4f");
+					printf(",\"idle_cpu_pct\":%s,\"idle_cpu_min\":%s,\"idle_cpu_max\":%s,"
+					       "\"idle_ms\":%u",
+					       a, b, c, o->idle_ms);
+				}
 				printf("}\n");
 			} else {
 				fmt_ns(a, sizeof a, med[0]);
@@ -296,8 +312,11 @@ int bench_run_scenario(const bench_scenario *sc, const bench_opts *o)
 				{
 					char f[32];
 					fmt_ratio(f, sizeof f, r999);
-					printf("%-9s %9s %9s %9s %9s %8s %8s %2u/%-2u\n", sc->systems[s].name, a, b,
+					printf("%-9s %9s %9s %9s %9s %8s %8s %2u/%-2u", sc->systems[s].name, a, b,
 					       c, d, e, f, ok, runs);
+					if (sc->idle)
+						printf("  %.3f (%.3f-%.3f)", med[4], cmin, cmax);
+					printf("\n");
 				}
 			}
 			continue;

@@ -56,6 +56,7 @@ const bench_scenario bench_scenario_fanout = {
 	0,
 	plan_fanout,
 	"ev/s counts published events (each is delivered to 4 subscribers, each verified apart).",
+	0,
 };
 
 /* ---- multi -------------------------------------------------------------------- */
@@ -95,6 +96,7 @@ const bench_scenario bench_scenario_multi = {
 	plan_multi,
 	"ev/s counts all events of all streams; order, count and checksum verified per (publisher, "
 	"topic). zmq is left out of multi. --cpus does not apply.",
+	0,
 };
 
 /* ---- pingpong ----------------------------------------------------------------- */
@@ -135,6 +137,7 @@ const bench_scenario bench_scenario_pingpong = {
 	plan_pingpong,
 	"one round trip in flight; a sample is A's publish of ping to A seeing the pong; --events "
 	"is round trips (default 100000, --quick 10000).",
+	0,
 };
 
 /* ---- latency ------------------------------------------------------------------ */
@@ -175,6 +178,7 @@ const bench_scenario bench_scenario_latency = {
 	plan_latency,
 	"a sample is the payload's CLOCK_MONOTONIC stamp (taken just before the publish call) to the "
 	"handler's clock read; the schedule is fixed, so a late publisher does not hide queueing.",
+	0,
 };
 
 /* ---- by-name ------------------------------------------------------------------ */
@@ -209,4 +213,47 @@ const bench_scenario bench_scenario_by_name = {
 	plan_by_name,
 	"the references have no topic names: they run exactly as in throughput; the gap to "
 	"throughput's ratios is the cost of the name lookup.",
+	0,
+};
+
+/* ---- idle --------------------------------------------------------------------- */
+
+#define IDLE_SAMPLES 500ull
+#define IDLE_SAMPLES_QUICK 100ull
+
+static int plan_idle(const bench_opts *o, bench_run *r)
+{
+	if (need_ext_payload(o, "idle"))
+		return -1;
+	r->events = o->events_set ? o->events : o->quick ? IDLE_SAMPLES_QUICK : IDLE_SAMPLES;
+	r->nsinks = 1;
+	r->nsubs = 1;
+	r->latency = 1;
+	return 0;
+}
+
+static const bench_system idle_systems[] = {
+	{"ebus", "async bus, 1 executor with the --wait strategy (default: spin, yield, park on a "
+	         "futex), 1 topic, 1 subscriber; ebus_publish",
+	 bench_ebus_idle, NULL},
+	{"ebus-busy", "as ebus with EBUS_WAIT_BUSY_SPIN: never parks (contrast, not a target)",
+	 bench_ebus_idle_busy, NULL},
+	{"ck_futex", "raw ck SPSC ring; the consumer spins 256 polls, then parks on a futex; the "
+	             "producer wakes it after its commit",
+	 bench_ckfutex_idle, NULL},
+};
+
+const bench_scenario bench_scenario_idle = {
+	"idle",
+	"an idle consumer: CPU over an idle window, then publish-to-callback latency of waking it",
+	idle_systems,
+	sizeof idle_systems / sizeof idle_systems[0],
+	"ck_futex",
+	1,
+	plan_idle,
+	"idle CPU: getrusage(RUSAGE_SELF) user+system over --idle-ms while the main thread sleeps, "
+	"% of one core; a wake sample: the consumer has parked (and settled 0.2 ms), the payload is "
+	"stamped, published, and the handler reads the clock. --events is wake samples (default "
+	"500, --quick 100).",
+	1,
 };

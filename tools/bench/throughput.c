@@ -30,4 +30,5 @@ const bench_scenario bench_scenario_throughput = {
 	0,
 	NULL,
 	NULL,
+	0,
 };
