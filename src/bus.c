@@ -391,6 +391,22 @@ static inline void copy_small(unsigned char *d, const unsigned char *src, size_t
 	}
 }
 
+/*
+ * Commits the slot reserved on `lane`, then the publisher's side of the park
+ * protocol: light fence, look at `sleeping`. Returns the executor to wake,
+ * or NULL.
+ */
+static inline struct ebus_exec *lane_commit(struct lane *lane)
+{
+	struct ebus_exec *ex;
+	EBUS_TSAN_RELEASE(&lane->ring.p_tail);
+	ck_ring_enqueue_commit_spsc(&lane->ring);
+	ctr_add(&lane->published, 1);
+	ex = lane->ex;
+	ebus_fence_light();
+	return EBUS_UNLIKELY(atomic_load_explicit(&ex->sleeping, memory_order_relaxed)) ? ex : NULL;
+}
+
 static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, bool by_ref,
                          ebus_release_fn release, void *arg, ebus_full_policy policy)
 {
@@ -468,12 +484,8 @@ static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, b
 		s->kind = SLOT_OWNED;
 		s->u.ref.ptr = copy;
 	}
-	EBUS_TSAN_RELEASE(&lane->ring.p_tail);
-	ck_ring_enqueue_commit_spsc(&lane->ring);
-	ctr_add(&lane->published, 1);
-	ex = lane->ex;
-	ebus_fence_light();
-	if (EBUS_UNLIKELY(atomic_load_explicit(&ex->sleeping, memory_order_relaxed)))
+	ex = lane_commit(lane);
+	if (EBUS_UNLIKELY(ex != NULL))
 		ebus_exec_wake(ex);
 out:
 	atomic_store_explicit(&p->busy, 0, memory_order_release);
@@ -551,12 +563,8 @@ int ebus_publish(ebus_topic_t *t, const void *data, size_t len)
 	s->len = (uint32_t)len;
 	s->kind = SLOT_INLINE;
 	copy_small(s->u.data, data, len);
-	EBUS_TSAN_RELEASE(&lane->ring.p_tail);
-	ck_ring_enqueue_commit_spsc(&lane->ring);
-	ctr_add(&lane->published, 1);
-	ex = lane->ex;
-	ebus_fence_light();
-	if (EBUS_UNLIKELY(atomic_load_explicit(&ex->sleeping, memory_order_relaxed)))
+	ex = lane_commit(lane);
+	if (EBUS_UNLIKELY(ex != NULL))
 		return publish_wake(ex, p);
 	atomic_store_explicit(&p->busy, 0, memory_order_release);
 	return EBUS_OK;
