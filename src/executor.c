@@ -178,8 +178,6 @@ static unsigned lane_drain(struct ebus_exec *ex, struct lane *l, unsigned max, i
 	EBUS_TSAN_ACQUIRE(&l->ring.p_tail); /* pairs with the producer's commit */
 	for (unsigned i = 0; i < n; i++) {
 		struct ebus_slot *s = &l->buf[(c + i) & mask];
-		if (EBUS_UNLIKELY(s->topic->flags & TOPIC_RESERVED))
-			ex->meta_seen++;
 		if (EBUS_UNLIKELY(mode == STOP_DISCARD)) {
 			ctr_add(&ex->dropped_shutdown, 1);
 			ctr_add(&topic_ctrs_of(s->topic, ex->index)->dropped_shutdown, 1);
@@ -292,7 +290,7 @@ static void park(struct ebus_exec *ex)
  * a meta event itself, so handling it never causes another. */
 static void emit_idle(struct ebus_exec *ex)
 {
-	uint64_t work = ctr_get(&ex->finished) - ex->meta_seen;
+	uint64_t work = ctr_get(&ex->finished) - ebus_meta_handled(ex);
 	if (work == ex->idle_work)
 		return;
 	ex->idle_work = work;

@@ -233,7 +233,7 @@ enum { STOP_NONE = 0, STOP_DRAIN = 1, STOP_DISCARD = 2 };
 
 struct ebus_exec {
 	/* executor-private, hot */
-	uint64_t meta_seen, idle_work; /* meta events handled; work at the last idle event */
+	uint64_t idle_work; /* ordinary events handled at the last idle event */
 	struct lane **lanes;
 	unsigned nlanes, cap_lanes;
 	unsigned rr;
@@ -421,6 +421,7 @@ int ebus_meta_init(struct ebus *bus, const ebus_config_t *cfg);
 void ebus_meta_emit(struct ebus *bus, int which, int executor, ebus_sub_id sub, uint64_t count,
                     int rc, const char *name, size_t namelen);
 void ebus_meta_stopped(struct ebus *bus);
+uint64_t ebus_meta_handled(struct ebus_exec *ex);
 int ebus_publish_internal(struct ebus_topic_s *t, const void *data, size_t len);
 
 /* stats.c */

@@ -73,6 +73,27 @@ void ebus_meta_emit(struct ebus *bus, int which, int executor, ebus_sub_id sub, 
 	(void)ebus_publish_internal(bus->meta[which], &m, sizeof m);
 }
 
+/*
+ * Meta events executor `ex` has taken out of its lanes so far: the counters
+ * of the meta topics it owns (meta topics are ordered, so one block each,
+ * written by this executor). Read only when an idle event is due, so the
+ * drain loop pays nothing to tell meta events apart.
+ */
+uint64_t ebus_meta_handled(struct ebus_exec *ex)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < META_N; i++) {
+		struct ebus_topic_s *t = ex->bus->meta[i];
+		struct topic_ctrs *tc;
+		if (!t || t->executor != ex->index)
+			continue;
+		tc = topic_ctrs_of(t, ex->index);
+		n += ctr_get(&tc->delivered) + ctr_get(&tc->dropped_no_sub) +
+		     ctr_get(&tc->dropped_shutdown);
+	}
+	return n;
+}
+
 /* ebus_shutdown, after every executor was joined: nothing else dispatches. */
 void ebus_meta_stopped(struct ebus *bus)
 {
