@@ -234,29 +234,27 @@ unsigned ebus_executor_count(const ebus_t *bus)
 /* ---- waiting for executor progress --------------------------------------- */
 
 /*
- * Futex sleep on the executor's progress word, lost-wakeup-safe: the
- * caller has already announced itself (flush: waiters + wake_at; a blocked
- * publisher: lane->space_wait); heavy fence; read the word; re-check the
- * condition; only then sleep. The executor's light fence pairs with ours.
- * Returns EBUS_ERR_TIMEOUT past the deadline (0 = none).
+ * Futex sleep on an executor's progress word, lost-wakeup-safe. The caller
+ * read the word into `v` BEFORE it announced itself (flush: waiters and
+ * wake_at; a blocked publisher: lane->space_wait), then ran the heavy
+ * fence and found its condition still false. Every event that could make
+ * the condition true (or that cancels the announcement, as an executor
+ * resetting wake_at does) bumps the word after it happened, so if it
+ * happened after `v` was read the futex returns at once. Returns
+ * EBUS_ERR_TIMEOUT past the deadline.
  */
-static int sleep_progress(struct ebus_exec *ex, uint64_t deadline, bool (*done)(void *), void *arg)
+static int sleep_progress(struct ebus_exec *ex, uint32_t v, uint64_t deadline)
 {
-	uint64_t now, timeout = 0;
-	uint32_t v;
-
-	ebus_fence_heavy();
-	v = atomic_load_explicit(&ex->progress, memory_order_acquire);
-	if (done(arg))
-		return EBUS_OK;
-	if (deadline) {
-		now = ebus_now_ns();
-		if (now >= deadline)
-			return EBUS_ERR_TIMEOUT;
-		timeout = deadline - now;
-	}
-	ebus_futex_wait(&ex->progress, v, timeout);
+	uint64_t left;
+	if (!ebus_time_left(deadline, &left))
+		return EBUS_ERR_TIMEOUT;
+	ebus_futex_wait(&ex->progress, v, left);
 	return EBUS_OK;
+}
+
+static uint32_t progress_word(struct ebus_exec *ex)
+{
+	return atomic_load_explicit(&ex->progress, memory_order_seq_cst);
 }
 
 static void wake_at_min(struct ebus_exec *ex, uint64_t target)
@@ -268,100 +266,115 @@ static void wake_at_min(struct ebus_exec *ex, uint64_t target)
 		;
 }
 
-static uint64_t deadline_after(uint64_t timeout_ns)
-{
-	return timeout_ns ? ebus_now_ns() + timeout_ns : 0;
-}
-
-static bool past(uint64_t deadline)
-{
-	return deadline && ebus_now_ns() >= deadline;
-}
-
 /* ---- publish --------------------------------------------------------------- */
 
-struct full_ctx {
-	struct ebus *bus;
-	struct lane *lane;
-	struct ebus_slot *slot;
-};
-
-static bool full_recheck(void *arg)
+/* What the executor `e` waits for, read afresh: the executor whose lane
+ * it needs space in, or the current holder of the guard it waits for. */
+static struct ebus_exec *waits_for(struct ebus_exec *e)
 {
-	struct full_ctx *c = arg;
-	if (atomic_load_explicit(&c->bus->state, memory_order_acquire) != BUS_OPEN)
-		return true;
-	c->slot = ck_ring_enqueue_reserve_spsc_ebus_slot(&c->lane->ring, c->lane->buf);
-	return c->slot != NULL;
+	struct ebus_exec *next = atomic_load_explicit(&e->blocked_on, memory_order_seq_cst);
+	struct ebus_sub *sub;
+	if (next)
+		return next;
+	/* The walker is an online qsbr reader that reports no quiescent state
+	 * while it blocks, so a subscription still named here is not freed. */
+	sub = atomic_load_explicit(&e->wait_sub, memory_order_seq_cst);
+	return sub ? atomic_load_explicit(&sub->owner, memory_order_seq_cst) : NULL;
 }
 
-/* True if executors blocked on each other would wait for `self`. */
+/* True if executors waiting for each other would wait for `self`. */
 static bool cycle_through(struct ebus *bus, struct ebus_exec *self, struct ebus_exec *target)
 {
 	struct ebus_exec *e = target;
 	for (unsigned i = 0; e && i <= bus->nexec; i++) {
 		if (e == self)
 			return true;
-		e = atomic_load_explicit(&e->blocked_on, memory_order_seq_cst);
+		e = waits_for(e);
 	}
 	return false;
 }
 
+enum { FULL_WAIT, FULL_SLOT, FULL_SHUTDOWN, FULL_DEADLOCK };
+
+struct full_ctx {
+	struct ebus *bus;
+	struct lane *lane;
+	struct ebus_exec *self, *target;
+	struct ebus_slot *slot;
+};
+
+/* One look at everything that ends a blocked publish. The cycle is looked
+ * for on every pass: another executor may start waiting for a guard this
+ * thread holds at any time (it then bumps its progress word, which the
+ * sleep below waits on). */
+static int full_check(struct full_ctx *c)
+{
+	if (atomic_load_explicit(&c->bus->state, memory_order_acquire) != BUS_OPEN)
+		return FULL_SHUTDOWN;
+	c->slot = ck_ring_enqueue_reserve_spsc_ebus_slot(&c->lane->ring, c->lane->buf);
+	if (c->slot)
+		return FULL_SLOT;
+	if (c->self && cycle_through(c->bus, c->self, c->target))
+		return FULL_DEADLOCK;
+	return FULL_WAIT;
+}
+
 static int full_block(struct ebus *bus, struct lane *lane, struct ebus_slot **slot)
 {
-	struct ebus_exec *target = bus->exec[lane->exec];
-	struct ebus_exec *self = ebus_tls_exec && ebus_tls_exec->bus == bus ? ebus_tls_exec : NULL;
-	struct full_ctx c = { bus, lane, NULL };
-	uint64_t deadline = deadline_after(bus->block_timeout_ns);
-	int rc = EBUS_OK;
+	struct full_ctx c = { bus, lane, NULL, bus->exec[lane->exec], NULL };
+	uint64_t deadline = ebus_deadline_after(bus->block_timeout_ns);
+	int r = FULL_WAIT, rc = EBUS_OK;
 
-	if (self == target) {
+	if (ebus_tls_exec && ebus_tls_exec->bus == bus)
+		c.self = ebus_tls_exec;
+	if (c.self == c.target) {
 		ctr_add(&lane->rejected_full, 1);
 		return EBUS_ERR_DEADLOCK;
 	}
-	if (self) {
-		/* Dekker with the other executors: store, full fence, then walk.
-		 * Of two executors closing a cycle, at least one sees it. */
-		atomic_store_explicit(&self->blocked_on, target, memory_order_seq_cst);
-		if (cycle_through(bus, self, target)) {
-			atomic_store_explicit(&self->blocked_on, NULL, memory_order_seq_cst);
-			ctr_add(&lane->rejected_full, 1);
-			return EBUS_ERR_DEADLOCK;
-		}
-	}
+	/* Dekker with the other executors: store, full fence (seq_cst), then
+	 * walk. Of two executors closing a cycle, at least one sees it. */
+	if (c.self)
+		atomic_store_explicit(&c.self->blocked_on, c.target, memory_order_seq_cst);
 	for (unsigned spins = 0;; spins++) {
-		if (full_recheck(&c)) {
-			if (c.slot)
-				break;
-			rc = EBUS_ERR_SHUTDOWN;
-			atomic_fetch_add_explicit(&bus->rejected_shutdown, 1, memory_order_relaxed);
+		EBUS_TEST_STALL(EBUS_TP_FULL_WAIT, c.self ? (long)c.self->index : -1);
+		if ((r = full_check(&c)) != FULL_WAIT)
 			break;
-		}
-		if (past(deadline)) {
-			rc = EBUS_ERR_TIMEOUT;
-			ctr_add(&lane->rejected_timeout, 1);
+		if (ebus_past(deadline))
 			break;
-		}
-		/* An executor may start waiting for us later (a serial
-		 * subscription's guard that we hold: subs.c). */
-		if (self && spins >= BLOCK_SPINS && cycle_through(bus, self, target)) {
-			rc = EBUS_ERR_DEADLOCK;
-			ctr_add(&lane->rejected_full, 1);
-			break;
-		}
-		if (spins < BLOCK_SPINS)
+		if (spins < BLOCK_SPINS) {
 			ebus_cpu_relax();
-		else if (spins < BLOCK_SPINS + BLOCK_YIELDS)
+		} else if (spins < BLOCK_SPINS + BLOCK_YIELDS) {
 			sched_yield();
-		else {
-			atomic_store_explicit(&lane->space_wait, 1, memory_order_relaxed);
-			if (sleep_progress(target, deadline, full_recheck, &c) == EBUS_OK && c.slot)
+		} else {
+			uint32_t v = progress_word(c.target);
+			atomic_store_explicit(&lane->space_wait, 1, memory_order_seq_cst);
+			if (!ebus_fence_heavy())
+				continue;
+			EBUS_TEST_STALL(EBUS_TP_FULL_SLEEP, c.self ? (long)c.self->index : -1);
+			if ((r = full_check(&c)) != FULL_WAIT)
+				break;
+			if (sleep_progress(c.target, v, deadline) == EBUS_ERR_TIMEOUT)
 				break;
 		}
 	}
 	atomic_store_explicit(&lane->space_wait, 0, memory_order_relaxed);
-	if (self)
-		atomic_store_explicit(&self->blocked_on, NULL, memory_order_seq_cst);
+	if (c.self)
+		atomic_store_explicit(&c.self->blocked_on, NULL, memory_order_seq_cst);
+	switch (r) {
+	case FULL_SLOT:
+		break;
+	case FULL_SHUTDOWN:
+		rc = EBUS_ERR_SHUTDOWN;
+		atomic_fetch_add_explicit(&bus->rejected_shutdown, 1, memory_order_relaxed);
+		break;
+	case FULL_DEADLOCK:
+		rc = EBUS_ERR_DEADLOCK;
+		ctr_add(&lane->rejected_full, 1);
+		break;
+	default:
+		rc = EBUS_ERR_TIMEOUT;
+		ctr_add(&lane->rejected_timeout, 1);
+	}
 	*slot = c.slot;
 	return rc;
 }
@@ -630,19 +643,138 @@ int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t le
 
 /* ---- flush ----------------------------------------------------------------- */
 
+/*
+ * Flush waits for positions, not counts: for each lane of an executor, the
+ * producer index it had at the call. Counting events over all lanes would
+ * let other threads' later events stand in for the caller's own. Lanes are
+ * taken FLUSH_CHUNK at a time (no allocation): a later chunk's positions
+ * are taken later, which only waits for more. A lane is done when its
+ * c_head (stored by the executor after dispatching a batch, release) has
+ * reached the position, or when it is no longer on bus->lanes: reclaimed,
+ * so drained. Lanes created after the call hold no event accepted before
+ * it and are skipped by id.
+ */
+#define FLUSH_CHUNK 32
+
+struct flush_mark {
+	uint64_t lane_id;
+	uint64_t published; /* lane->published at the mark */
+	unsigned pos;       /* lane->ring.p_tail at the mark */
+};
+
 struct flush_ctx {
 	struct ebus *bus;
 	struct ebus_exec *ex;
-	uint64_t target;
+	unsigned exec, n;
+	uint64_t next_id; /* the next chunk takes lanes with smaller ids */
+	bool more;        /* lanes beyond this chunk may be pending */
+	struct flush_mark m[FLUSH_CHUNK];
 };
 
-static bool flush_done(void *arg)
+/* The lane's position has been dispatched. 32-bit indices: `published`
+ * (64-bit) says when so much has passed that the difference could wrap. */
+static bool mark_reached(const struct flush_mark *m, struct lane *l)
 {
-	struct flush_ctx *c = arg;
+	unsigned c = __atomic_load_n(&l->ring.c_head, __ATOMIC_ACQUIRE);
+	if (ctr_get(&l->published) - m->published >= (1ull << 30))
+		return true; /* capacity <= 2^24: c_head is long past pos */
+	return (int)(c - m->pos) >= 0;
+}
+
+/* Under lanes_lock: marks the next chunk of executor c->exec's pending lanes. */
+static void flush_take_chunk(struct flush_ctx *c)
+{
+	c->n = 0;
+	c->more = false;
+	for (struct lane *l = c->bus->lanes; l; l = l->bus_next) {
+		unsigned p;
+		if (l->exec != c->exec || l->id >= c->next_id)
+			continue;
+		p = __atomic_load_n(&l->ring.p_tail, __ATOMIC_ACQUIRE);
+		if (p == __atomic_load_n(&l->ring.c_head, __ATOMIC_ACQUIRE))
+			continue; /* nothing queued: nothing to wait for */
+		if (c->n == FLUSH_CHUNK) {
+			c->more = true;
+			break;
+		}
+		c->m[c->n].lane_id = l->id;
+		c->m[c->n].published = ctr_get(&l->published);
+		c->m[c->n].pos = p;
+		c->n++;
+		c->next_id = l->id;
+	}
+}
+
+/* Under lanes_lock: drops the marks that are reached; returns a lower bound
+ * of the executor's `finished` count at which the rest can be (wake_at). */
+static uint64_t flush_prune(struct flush_ctx *c)
+{
+	uint64_t bound = ctr_get_acquire(&c->ex->finished); /* before the c_heads */
+	struct lane *l = c->bus->lanes;
+	unsigned j = 0;
+	for (unsigned k = 0; k < c->n; k++) {
+		struct flush_mark *m = &c->m[k];
+		while (l && l->id > m->lane_id)
+			l = l->bus_next;
+		if (!l || l->id != m->lane_id || mark_reached(m, l))
+			continue; /* reclaimed (drained), or reached */
+		bound += (unsigned)(m->pos - __atomic_load_n(&l->ring.c_head, __ATOMIC_RELAXED));
+		c->m[j++] = *m;
+	}
+	c->n = j;
+	return bound;
+}
+
+/* Everything accepted on this executor before the call is delivered (and
+ * its closed lanes are reclaimed). Else *bound is for wake_at. */
+static bool flush_done(struct flush_ctx *c, uint64_t *bound)
+{
+	bool done;
 	if (atomic_load_explicit(&c->bus->state, memory_order_acquire) == BUS_CLOSED)
 		return true;
-	return ctr_get_acquire(&c->ex->finished) >= c->target &&
-	       atomic_load_explicit(&c->ex->closed_pending, memory_order_acquire) == 0;
+	pthread_mutex_lock(&c->bus->lanes_lock);
+	*bound = flush_prune(c);
+	while (c->n == 0 && c->more) {
+		flush_take_chunk(c);
+		*bound = flush_prune(c);
+	}
+	pthread_mutex_unlock(&c->bus->lanes_lock);
+	done = c->n == 0 && atomic_load_explicit(&c->ex->closed_pending, memory_order_acquire) == 0;
+	if (!done && *bound <= ctr_get(&c->ex->finished))
+		*bound = ctr_get(&c->ex->finished) + 1;
+	return done;
+}
+
+static int flush_exec(struct flush_ctx *c, uint64_t deadline)
+{
+	uint64_t bound;
+	pthread_mutex_lock(&c->bus->lanes_lock);
+	flush_take_chunk(c);
+	pthread_mutex_unlock(&c->bus->lanes_lock);
+	/* Yield a little first: most flushes end within a few batches, and a
+	 * sleeping waiter costs the executor a futex wake. */
+	for (unsigned y = 0; y < 64; y++) {
+		if (flush_done(c, &bound))
+			return EBUS_OK;
+		sched_yield();
+	}
+	for (;;) {
+		/* The word is read before the announcement (see sleep_progress):
+		 * an executor that resets wake_at after we lowered it bumps the
+		 * word after that, and the sleep returns at once. */
+		uint32_t v = progress_word(c->ex);
+		int rc = EBUS_OK;
+		atomic_fetch_add_explicit(&c->ex->waiters, 1, memory_order_seq_cst);
+		wake_at_min(c->ex, bound);
+		EBUS_TEST_STALL(EBUS_TP_FLUSH_ANNOUNCED, -1);
+		if (ebus_fence_heavy() && !flush_done(c, &bound))
+			rc = sleep_progress(c->ex, v, deadline);
+		atomic_fetch_sub_explicit(&c->ex->waiters, 1, memory_order_relaxed);
+		if (flush_done(c, &bound))
+			return EBUS_OK;
+		if (rc == EBUS_ERR_TIMEOUT)
+			return EBUS_ERR_TIMEOUT;
+	}
 }
 
 int ebus_flush(ebus_t *bus, uint64_t timeout_ns)
@@ -654,28 +786,17 @@ int ebus_flush(ebus_t *bus, uint64_t timeout_ns)
 		return ebus_sync_flush(bus, timeout_ns);
 	if (ebus_tls_exec && ebus_tls_exec->bus == bus)
 		return EBUS_ERR_DEADLOCK;
-	deadline = deadline_after(timeout_ns);
+	deadline = ebus_deadline_after(timeout_ns);
 	for (unsigned i = 0; i < bus->nexec; i++) {
-		struct flush_ctx c = { bus, bus->exec[i], 0 };
-		pthread_mutex_lock(&bus->lanes_lock);
-		c.target = c.ex->ret_published;
-		for (struct lane *l = bus->lanes; l; l = l->bus_next)
-			if (l->exec == i)
-				c.target += ctr_get(&l->published);
-		pthread_mutex_unlock(&bus->lanes_lock);
-		/* Yield a little first: most flushes end within a few batches, and
-		 * a sleeping waiter costs the executor a futex wake. */
-		for (unsigned y = 0; y < 64 && !flush_done(&c); y++)
-			sched_yield();
-		while (!flush_done(&c)) {
-			int rc;
-			atomic_fetch_add_explicit(&c.ex->waiters, 1, memory_order_relaxed);
-			wake_at_min(c.ex, c.target);
-			rc = sleep_progress(c.ex, deadline, flush_done, &c);
-			atomic_fetch_sub_explicit(&c.ex->waiters, 1, memory_order_relaxed);
-			if (rc == EBUS_ERR_TIMEOUT)
-				return EBUS_ERR_TIMEOUT;
-		}
+		struct flush_ctx c;
+		int rc;
+		c.bus = bus;
+		c.ex = bus->exec[i];
+		c.exec = i;
+		c.next_id = UINT64_MAX;
+		rc = flush_exec(&c, deadline);
+		if (rc)
+			return rc;
 	}
 	return EBUS_OK;
 }
@@ -688,21 +809,40 @@ static void poke_waiters(struct ebus *bus)
 		ebus_exec_notify_all(bus->exec[i]);
 }
 
+static void stop_one(struct ebus_exec *ex, int mode)
+{
+	if (!ex || !ex->started)
+		return;
+	atomic_store_explicit(&ex->stop, mode, memory_order_seq_cst);
+	ebus_exec_wake(ex);
+}
+
+static void join_one(struct ebus_exec *ex)
+{
+	if (!ex || !ex->started)
+		return;
+	pthread_join(ex->thread, NULL);
+	ex->started = false;
+}
+
+/*
+ * Two steps: every executor but the one that owns executor.stopped, then
+ * that one, which emits executor.stopped for all at its exit (meta.c) when
+ * bus->emit_stopped is set: its handlers run on an executor, after every
+ * other executor has stopped.
+ */
 static void stop_executors(struct ebus *bus, int mode)
 {
-	for (unsigned i = 0; i < bus->nexec; i++) {
-		struct ebus_exec *ex = bus->exec[i];
-		if (!ex || !ex->started)
-			continue;
-		atomic_store_explicit(&ex->stop, mode, memory_order_seq_cst);
-		ebus_exec_wake(ex);
-	}
-	for (unsigned i = 0; i < bus->nexec; i++) {
-		struct ebus_exec *ex = bus->exec[i];
-		if (!ex || !ex->started)
-			continue;
-		pthread_join(ex->thread, NULL);
-		ex->started = false;
+	unsigned last = bus->meta[META_STOPPED] ? bus->meta[META_STOPPED]->executor : bus->nexec;
+	for (unsigned i = 0; i < bus->nexec; i++)
+		if (i != last)
+			stop_one(bus->exec[i], mode);
+	for (unsigned i = 0; i < bus->nexec; i++)
+		if (i != last)
+			join_one(bus->exec[i]);
+	if (last < bus->nexec) {
+		stop_one(bus->exec[last], mode);
+		join_one(bus->exec[last]);
 	}
 }
 
@@ -748,8 +888,8 @@ int ebus_shutdown(ebus_t *bus, ebus_shutdown_mode mode)
 		ebus_fence_heavy(); /* heavy side of the Dekker pair in publish_async */
 		poke_waiters(bus);  /* publishers blocked on a full lane re-check state */
 		wait_publishers(bus);
+		bus->emit_stopped = true;
 		stop_executors(bus, bus->shutdown_mode);
-		ebus_meta_stopped(bus);
 	}
 	atomic_store_explicit(&bus->state, BUS_CLOSED, memory_order_seq_cst);
 	if (!bus->sync)

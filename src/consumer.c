@@ -130,29 +130,6 @@ void ebus_consumers_notify(struct ebus *bus)
 
 /* ---- producer side: the subscription's handler ------------------------------ */
 
-static uint64_t deadline_after(uint64_t timeout_ns)
-{
-	uint64_t now;
-	if (!timeout_ns)
-		return 0; /* forever */
-	now = ebus_now_ns();
-	return timeout_ns > UINT64_MAX - now ? 0 : now + timeout_ns;
-}
-
-/* Time left until deadline (0 = none); false if it has passed. */
-static bool time_left(uint64_t deadline, uint64_t *left)
-{
-	uint64_t now;
-	*left = 0;
-	if (!deadline)
-		return true;
-	now = ebus_now_ns();
-	if (now >= deadline)
-		return false;
-	*left = deadline - now;
-	return true;
-}
-
 enum { PUSH_OK, PUSH_FULL, PUSH_TIMEOUT, PUSH_SHUTDOWN };
 
 static struct cons_rec *reserve(struct ebus_consumer *c, unsigned *ticket)
@@ -181,7 +158,7 @@ static bool closed_for_push(struct ebus_consumer *c)
  * free, the consumer closes, the bus shuts down or block_timeout_ns passes. */
 static int block_for_space(struct ebus_consumer *c, struct cons_rec **out, unsigned *ticket)
 {
-	uint64_t deadline = deadline_after(c->bus->block_timeout_ns), left;
+	uint64_t deadline = ebus_deadline_after(c->bus->block_timeout_ns), left;
 
 	/* The consumer's own thread (a synchronous publish, or a handler on the
 	 * thread that consumes) would wait for itself. */
@@ -192,7 +169,7 @@ static int block_for_space(struct ebus_consumer *c, struct cons_rec **out, unsig
 			return PUSH_SHUTDOWN;
 		if ((*out = reserve(c, ticket)) != NULL)
 			return PUSH_OK;
-		if (!time_left(deadline, &left))
+		if (!ebus_time_left(deadline, &left))
 			return PUSH_TIMEOUT;
 		if (spins < WAIT_SPINS) {
 			ebus_cpu_relax();
@@ -200,11 +177,13 @@ static int block_for_space(struct ebus_consumer *c, struct cons_rec **out, unsig
 			sched_yield();
 		} else {
 			uint32_t v;
-			atomic_fetch_add_explicit(&c->space_waiters, 1, memory_order_seq_cst);
-			ebus_fence_heavy();
 			v = atomic_load_explicit(&c->space_seq, memory_order_seq_cst);
-			if (!closed_for_push(c) && (*out = reserve(c, ticket)) == NULL)
+			atomic_fetch_add_explicit(&c->space_waiters, 1, memory_order_seq_cst);
+			if (ebus_fence_heavy() && !closed_for_push(c) &&
+			    (*out = reserve(c, ticket)) == NULL) {
+				EBUS_TEST_STALL(EBUS_TP_CONSUMER_FULL_SLEEP, -1);
 				ebus_futex_wait(&c->space_seq, v, left);
+			}
 			atomic_fetch_sub_explicit(&c->space_waiters, 1, memory_order_relaxed);
 			if (*out)
 				return PUSH_OK;
@@ -434,7 +413,8 @@ static int take(struct ebus_consumer *c, void *buf, size_t cap, ebus_message_t *
 	return EBUS_OK;
 }
 
-/* deadline: 0 = poll (EBUS_ERR_EMPTY), UINT64_MAX = forever, else absolute. */
+/* deadline: 0 = poll (EBUS_ERR_EMPTY), EBUS_DEADLINE_NONE = forever, else
+ * absolute. */
 static int consume(struct ebus_consumer *c, void *buf, size_t cap, ebus_message_t *msg,
                    uint64_t deadline)
 {
@@ -459,7 +439,7 @@ static int consume(struct ebus_consumer *c, void *buf, size_t cap, ebus_message_
 		}
 		if (!deadline)
 			return EBUS_ERR_EMPTY;
-		if (deadline != UINT64_MAX && !time_left(deadline, &left))
+		if (!ebus_time_left(deadline, &left))
 			return EBUS_ERR_TIMEOUT;
 		if (spins < WAIT_SPINS) {
 			ebus_cpu_relax();
@@ -467,8 +447,7 @@ static int consume(struct ebus_consumer *c, void *buf, size_t cap, ebus_message_
 			sched_yield();
 		} else {
 			atomic_store_explicit(&c->sleeping, 1, memory_order_seq_cst);
-			ebus_fence_heavy();
-			if (queue_empty(c) &&
+			if (ebus_fence_heavy() && queue_empty(c) &&
 			    atomic_load_explicit(&bus->state, memory_order_seq_cst) != BUS_CLOSED)
 				ebus_futex_wait(&c->sleeping, 1, left);
 			atomic_store_explicit(&c->sleeping, 0, memory_order_relaxed);
@@ -479,16 +458,8 @@ static int consume(struct ebus_consumer *c, void *buf, size_t cap, ebus_message_
 int ebus_consume(ebus_consumer_t *c, void *buf, size_t cap, ebus_message_t *msg,
                  uint64_t timeout_ns)
 {
-	uint64_t deadline;
-	if (timeout_ns == 0)
-		deadline = 0;
-	else if (timeout_ns == EBUS_FOREVER)
-		deadline = UINT64_MAX;
-	else {
-		uint64_t now = ebus_now_ns();
-		deadline = timeout_ns >= UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
-	}
-	return consume(c, buf, cap, msg, deadline);
+	/* 0 polls; anything else, EBUS_FOREVER included, is a saturating deadline. */
+	return consume(c, buf, cap, msg, timeout_ns ? ebus_deadline_after(timeout_ns) : 0);
 }
 
 int ebus_consume_until(ebus_consumer_t *c, void *buf, size_t cap, ebus_message_t *msg,

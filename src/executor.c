@@ -62,10 +62,14 @@ void ebus_dispatch_slot(struct ebus *bus, struct ebus_slot *s, unsigned who, ebu
 		int rc;
 		if (atomic_load_explicit(&sub->dead, memory_order_relaxed))
 			continue;
-		if (EBUS_LIKELY(!sub->serial))
+		if (EBUS_LIKELY(!sub->serial)) {
 			rc = sub->fn(&ev, sub->ctx);
-		else
-			rc = ebus_call_serial(bus, sub, &ev);
+		} else {
+			bool ran;
+			rc = ebus_call_serial(bus, sub, &ev, &ran);
+			if (!ran)
+				continue; /* unsubscribed while we waited for its guard */
+		}
 		ncalls++;
 		if (EBUS_UNLIKELY(rc != 0)) {
 			ctr_add(errors, 1);
@@ -105,7 +109,9 @@ void ebus_exec_notify_all(struct ebus_exec *ex)
  * can be done (its target reached) or the executor is idle: a futex wake
  * per batch would cost the executor more than the batch. Light side of the
  * asymmetric fence; waiters run the heavy side after announcing themselves
- * (wait_progress in bus.c).
+ * (flush_exec in bus.c). The reset of wake_at comes before the bump, so a
+ * waiter whose registration it erased wakes (it read the word before it
+ * registered).
  */
 void ebus_exec_notify_progress(struct ebus_exec *ex, bool idle)
 {
@@ -115,8 +121,9 @@ void ebus_exec_notify_progress(struct ebus_exec *ex, bool idle)
 	if (!idle && ctr_get(&ex->finished) <
 	                 atomic_load_explicit(&ex->wake_at, memory_order_relaxed))
 		return;
-	atomic_store_explicit(&ex->wake_at, UINT64_MAX, memory_order_relaxed);
+	atomic_store_explicit(&ex->wake_at, UINT64_MAX, memory_order_seq_cst);
 	ebus_exec_notify_all(ex);
+	EBUS_TEST_STALL(EBUS_TP_EXEC_NOTIFY, ex->index);
 }
 
 /* ---- lanes, consumer side ------------------------------------------------ */
@@ -237,9 +244,39 @@ static void reclaim_closed(struct ebus_exec *ex)
 		atomic_fetch_sub_explicit(&ex->closed_pending, freed, memory_order_seq_cst);
 }
 
+void ebus_exec_retire(struct ebus_exec *ex, struct retire *list)
+{
+	struct retire *tail = list, *head;
+	while (tail->next)
+		tail = tail->next;
+	head = atomic_load_explicit(&ex->retire_in, memory_order_relaxed);
+	do
+		tail->next = head;
+	while (!atomic_compare_exchange_weak_explicit(&ex->retire_in, &head, list,
+	                                              memory_order_seq_cst, memory_order_relaxed));
+	ebus_exec_wake(ex);
+}
+
+struct retire *ebus_exec_retire_leftover(struct ebus_exec *ex)
+{
+	return atomic_exchange_explicit(&ex->retire_in, NULL, memory_order_acquire);
+}
+
+static void take_retired(struct ebus_exec *ex)
+{
+	struct retire *list;
+	if (EBUS_LIKELY(!atomic_load_explicit(&ex->retire_in, memory_order_relaxed)))
+		return;
+	list = atomic_exchange_explicit(&ex->retire_in, NULL, memory_order_acquire);
+	if (list)
+		ebus_retire_call_rcu(list);
+}
+
 static bool has_work(struct ebus_exec *ex)
 {
 	if (CK_STACK_FIRST(&ex->incoming))
+		return true;
+	if (atomic_load_explicit(&ex->retire_in, memory_order_acquire))
 		return true;
 	if (atomic_load_explicit(&ex->closed_pending, memory_order_acquire))
 		return true;
@@ -271,8 +308,8 @@ static unsigned pass(struct ebus_exec *ex, int mode)
 static void park(struct ebus_exec *ex)
 {
 	atomic_store_explicit(&ex->sleeping, 1, memory_order_seq_cst);
-	ebus_fence_heavy();
-	if (has_work(ex)) {
+	/* A failed heavy fence (platform.c) proves nothing: do not sleep on it. */
+	if (!ebus_fence_heavy() || has_work(ex)) {
 		atomic_store_explicit(&ex->sleeping, 0, memory_order_relaxed);
 		return;
 	}
@@ -317,10 +354,12 @@ static void *exec_main(void *arg)
 		n = pass(ex, mode);
 		if (atomic_load_explicit(&ex->closed_pending, memory_order_acquire))
 			reclaim_closed(ex);
+		take_retired(ex);
 		EBUS_TSAN_RELEASE(&ebus_tsan_gp_token);
 		urcu_qsbr_quiescent_state();
 		if (n) {
 			idle = 0;
+			EBUS_TEST_STALL(EBUS_TP_EXEC_PASS, ex->index);
 			ebus_exec_notify_progress(ex, false);
 			continue;
 		}
@@ -347,6 +386,12 @@ static void *exec_main(void *arg)
 		}
 	}
 	reclaim_closed(ex);
+	/* Still a registered qsbr reader marked as this bus's executor, so the
+	 * executor.stopped handlers run under the rules of every handler. */
+	if (bus->emit_stopped && bus->meta[META_STOPPED] &&
+	    bus->meta[META_STOPPED]->executor == ex->index)
+		ebus_meta_stopped(ex);
+	take_retired(ex);
 	EBUS_TSAN_RELEASE(&ebus_tsan_gp_token);
 	urcu_qsbr_unregister_thread();
 	ebus_tls_exec = NULL;

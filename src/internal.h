@@ -15,6 +15,7 @@
 #include "ebus/ebus.h"
 #include "platform.h"
 #include "stats.h"
+#include "testhook.h"
 
 #include <ck_ring.h>
 #include <ck_spinlock.h>
@@ -210,6 +211,10 @@ struct lane {
 	_Atomic int closed; /* the owning thread exited; set after its last commit */
 	_Atomic int space_wait; /* the producer sleeps until this lane is half empty */
 	unsigned exec;
+	/* Unique in the bus, from bus->lane_ids under lanes_lock. bus->lanes
+	 * is kept newest first, so ids decrease along it: flush finds its
+	 * lanes again by id, and a missing id means reclaimed (drained). */
+	uint64_t id;
 	ck_stack_entry_t link; /* announcement to the executor */
 	struct lane *bus_next, *bus_prev; /* bus->lanes, under lanes_lock */
 };
@@ -249,11 +254,17 @@ struct ebus_exec {
 	_Atomic int stop;
 	_Atomic uint32_t closed_pending; /* closed lanes not yet reclaimed */
 	ck_stack_t incoming; /* new lanes */
+	_Atomic(struct retire *) retire_in; /* lists handed over by retire_collect (subs.c) */
 	/* waiters for progress (flush, blocked publishers) */
 	_Atomic uint32_t progress __attribute__((aligned(EBUS_CL))); /* futex word */
 	_Atomic uint32_t waiters;  /* flush waiters */
 	_Atomic uint64_t wake_at;  /* smallest `finished` a flush waiter needs */
-	_Atomic(struct ebus_exec *) blocked_on; /* this executor's thread waits for space there */
+	/* Deadlock detection (bus.c full_block): what this executor's thread
+	 * waits for. blocked_on: space in a lane of that executor. wait_sub:
+	 * the guard of that serial subscription, whose holder is read afresh
+	 * (wait_sub->owner) on every step of a walk, never cached. */
+	_Atomic(struct ebus_exec *) blocked_on;
+	_Atomic(struct ebus_sub *) wait_sub;
 	/* cold */
 	struct ebus *bus __attribute__((aligned(EBUS_CL)));
 	unsigned index;
@@ -324,8 +335,10 @@ struct ebus {
 
 	/* lanes and producers, for flush/stats/shutdown/reclaim */
 	pthread_mutex_t lanes_lock;
-	struct lane *lanes;
+	struct lane *lanes; /* newest first */
+	uint64_t lane_ids;  /* last lane id handed out */
 	struct producer *producers;
+	bool emit_stopped;  /* ebus_shutdown: the last executor emits executor.stopped */
 
 	struct ebus *reg_next; /* global registry of live buses (lane.c) */
 	_Atomic uint64_t rejected_shutdown;
@@ -381,9 +394,11 @@ bool ebus_pattern_matches(const char *pattern, size_t plen, const char *name, si
 /* subs.c */
 void ebus_subs_destroy(struct ebus *bus);
 int ebus_subs_for_new_topic(struct ebus *bus, struct ebus_topic_s *t, struct subarr **out);
-int ebus_call_serial(struct ebus *bus, struct ebus_sub *sub, const ebus_event_t *ev);
+/* Calls a serial subscription under its guard; *ran = false when it was
+ * unsubscribed while this thread waited for the guard (not called). */
+int ebus_call_serial(struct ebus *bus, struct ebus_sub *sub, const ebus_event_t *ev, bool *ran);
 void ebus_retire(struct ebus *bus, struct retire *r);
-void ebus_retire_flush(struct ebus *bus);
+void ebus_retire_call_rcu(struct retire *list);
 void ebus_sync_retire_run(struct ebus *bus);
 
 /* lane.c */
@@ -405,6 +420,10 @@ void ebus_registry_remove_bus(struct ebus *bus);
 
 /* executor.c */
 int ebus_exec_start(struct ebus_exec *ex);
+/* Any thread: the executor passes `list` (newest first) to call_rcu on its
+ * next pass; what is left when it has exited, ebus_destroy frees. */
+void ebus_exec_retire(struct ebus_exec *ex, struct retire *list);
+struct retire *ebus_exec_retire_leftover(struct ebus_exec *ex);
 void ebus_exec_wake(struct ebus_exec *ex);
 void ebus_exec_notify_progress(struct ebus_exec *ex, bool idle);
 void ebus_exec_notify_all(struct ebus_exec *ex);
@@ -420,7 +439,9 @@ void ebus_consumers_notify(struct ebus *bus);
 int ebus_meta_init(struct ebus *bus, const ebus_config_t *cfg);
 void ebus_meta_emit(struct ebus *bus, int which, int executor, ebus_sub_id sub, uint64_t count,
                     int rc, const char *name, size_t namelen);
-void ebus_meta_stopped(struct ebus *bus);
+/* The executor.stopped events, on the topic's own executor after every
+ * other executor has stopped (executor.c, at its exit). */
+void ebus_meta_stopped(struct ebus_exec *home);
 uint64_t ebus_meta_handled(struct ebus_exec *ex);
 int ebus_publish_internal(struct ebus_topic_s *t, const void *data, size_t len);
 
@@ -437,6 +458,7 @@ void ebus_topic_count_refused(struct ebus_topic_s *t, int rc);
 int ebus_sync_publish(struct ebus_topic_s *t, const void *data, size_t len, int kind,
                       ebus_release_fn release, void *arg);
 void ebus_sync_grace_period(struct ebus *bus);
+bool ebus_sync_try_grace_period(struct ebus *bus); /* never waits; false if a stripe is busy */
 int ebus_sync_flush(struct ebus *bus, uint64_t timeout_ns);
 void ebus_sync_shutdown(struct ebus *bus);
 

@@ -109,23 +109,32 @@ static void tls_key_init(void)
 
 /* ---- producers ------------------------------------------------------------ */
 
-/* Drops entries for buses that no longer exist (their ids never return). */
-static struct producer *prune_dead(struct producer *head)
+/* Frees the entries after `head` whose bus no longer exists (their ids
+ * never return). `head` itself is the caller's new, live record. */
+static void prune_dead(struct producer *head)
 {
-	struct producer **pp = &head, *p;
+	struct producer **pp = &head->tls_next, *p;
 	pthread_mutex_lock(&reg_lock);
 	while ((p = *pp)) {
 		if (!reg_find(p->bus_id)) {
 			*pp = p->tls_next;
+			if (ebus_tls_last == p)
+				ebus_tls_last = NULL;
 			free(p);
 		} else {
 			pp = &p->tls_next;
 		}
 	}
 	pthread_mutex_unlock(&reg_lock);
-	return head;
 }
 
+/*
+ * First publish of this thread to this bus (slow path). Nothing changes
+ * until the new record is both allocated and installed as the head of the
+ * thread's list: a failed calloc or pthread_setspecific returns NULL
+ * (EBUS_ERR_NOMEM) with the list, the key and ebus_tls_last as they were.
+ * Only then are records of destroyed buses freed.
+ */
 struct producer *ebus_producer_get_slow(struct ebus *bus)
 {
 	struct producer *head, *p;
@@ -138,31 +147,27 @@ struct producer *ebus_producer_get_slow(struct ebus *bus)
 			return p;
 		}
 	}
-	/* First publish of this thread to this bus (slow path). */
-	head = prune_dead(head);
-	p = calloc(1, sizeof *p + bus->nexec * sizeof p->lanes[0]);
-	if (!p) {
-		(void)pthread_setspecific(tls_key, head);
+	p = EBUS_TEST_FAIL(EBUS_TP_FAIL_PRODUCER_ALLOC)
+	        ? NULL
+	        : calloc(1, sizeof *p + bus->nexec * sizeof p->lanes[0]);
+	if (!p)
 		return NULL;
-	}
 	p->bus_id = bus->id;
 	p->bus = bus;
 	p->nexec = bus->nexec;
 	atomic_init(&p->busy, 0);
 	p->tls_next = head;
+	if (EBUS_TEST_FAIL(EBUS_TP_FAIL_SETSPECIFIC) || pthread_setspecific(tls_key, p) != 0) {
+		free(p);
+		return NULL;
+	}
 	pthread_mutex_lock(&bus->lanes_lock);
 	p->bus_next = bus->producers;
 	if (p->bus_next)
 		p->bus_next->bus_prev = p;
 	bus->producers = p;
 	pthread_mutex_unlock(&bus->lanes_lock);
-	if (pthread_setspecific(tls_key, p) != 0) {
-		pthread_mutex_lock(&bus->lanes_lock);
-		producer_unlink(bus, p);
-		pthread_mutex_unlock(&bus->lanes_lock);
-		free(p);
-		return NULL;
-	}
+	prune_dead(p);
 	ebus_tls_last = p;
 	return p;
 }
@@ -185,6 +190,7 @@ struct lane *ebus_lane_create(struct ebus *bus, struct producer *p, unsigned exe
 	l->ex = ex;
 	atomic_init(&l->closed, 0);
 	pthread_mutex_lock(&bus->lanes_lock);
+	l->id = ++bus->lane_ids;
 	l->bus_next = bus->lanes;
 	if (l->bus_next)
 		l->bus_next->bus_prev = l;

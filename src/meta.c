@@ -4,8 +4,9 @@
  *
  * They travel like any event, with three differences: they bypass the
  * reserved-prefix check, they never wait for space (drop-newest, counted),
- * and executor.stopped, which has no executor left to run on, is dispatched
- * by the thread calling ebus_shutdown once every executor has been joined.
+ * and executor.stopped is dispatched by the executor that owns its topic, at
+ * its exit, once every other executor has been joined (so its handlers
+ * run on an executor thread, under the same rules as every handler).
  * Idle events are emitted only after ordinary work, so meta events handled
  * on an executor never cause more of them.
  */
@@ -94,14 +95,18 @@ uint64_t ebus_meta_handled(struct ebus_exec *ex)
 	return n;
 }
 
-/* ebus_shutdown, after every executor was joined: nothing else dispatches. */
-void ebus_meta_stopped(struct ebus *bus)
+/*
+ * On the executor that owns executor.stopped, at its exit, after
+ * ebus_shutdown joined every other executor (bus.c stop_executors) and this
+ * one drained its lanes: one event per executor, dispatched here rather
+ * than queued (nothing is taken from lanes any more). The counters are this
+ * executor's own; published is counted too, to keep published == delivered
+ * + dropped.
+ */
+void ebus_meta_stopped(struct ebus_exec *home)
 {
+	struct ebus *bus = home->bus;
 	struct ebus_topic_s *t = bus->meta[META_STOPPED];
-	struct ebus_exec *home;
-	if (!t || bus->sync)
-		return;
-	home = bus->exec[t->executor];
 	for (unsigned i = 0; i < bus->nexec; i++) {
 		ebus_meta_t m;
 		struct ebus_slot s;
@@ -112,9 +117,9 @@ void ebus_meta_stopped(struct ebus *bus)
 		s.kind = SLOT_REF; /* no release: m is ours */
 		s.u.ref.ptr = &m;
 		pthread_mutex_lock(&bus->lanes_lock);
-		home->ret_published++; /* keeps published == delivered + dropped */
+		home->ret_published++;
 		pthread_mutex_unlock(&bus->lanes_lock);
-		ebus_dispatch_slot(bus, &s, t->executor, &home->delivered, &home->handler_calls,
+		ebus_dispatch_slot(bus, &s, home->index, &home->delivered, &home->handler_calls,
 		                   &home->handler_errors, &home->dropped_no_sub);
 		ctr_add_release(&home->finished, 1);
 	}

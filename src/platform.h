@@ -22,21 +22,59 @@ void ebus_futex_wake(_Atomic uint32_t *word, int count);
  * full fences would. Where membarrier is unavailable both sides fall back to
  * a seq_cst fence.
  */
-extern bool ebus_have_membarrier;
+extern _Atomic bool ebus_have_membarrier;
 void ebus_platform_init(void); /* idempotent; registers for membarrier */
 
 static inline void ebus_fence_light(void)
 {
 	/* ck's fences are asm (mfence / compiler barrier); GCC's TSan refuses
 	 * atomic_thread_fence, and TSan does not model reordering anyway. */
-	if (__builtin_expect(ebus_have_membarrier, 1))
+	if (__builtin_expect(atomic_load_explicit(&ebus_have_membarrier, memory_order_relaxed), 1))
 		ck_pr_barrier();
 	else
 		ck_pr_fence_memory();
 }
-void ebus_fence_heavy(void);
+/* False only in the call that found membarrier failing (see platform.c). */
+bool ebus_fence_heavy(void);
 
 uint64_t ebus_now_ns(void); /* CLOCK_MONOTONIC */
+
+/*
+ * Deadlines: the one way every wait in the library turns a relative
+ * timeout into an absolute CLOCK_MONOTONIC time. EBUS_DEADLINE_NONE means
+ * "never"; a sum that would pass it saturates to it, so EBUS_FOREVER (or
+ * any huge timeout) never wraps into the past. A timeout of 0 means no
+ * limit, as for ebus_flush and block_timeout_ns; ebus_consume, where 0
+ * polls, handles 0 before it asks for a deadline.
+ */
+#define EBUS_DEADLINE_NONE UINT64_MAX
+static inline uint64_t ebus_deadline_after(uint64_t timeout_ns)
+{
+	uint64_t now;
+	if (timeout_ns == 0)
+		return EBUS_DEADLINE_NONE;
+	now = ebus_now_ns();
+	return timeout_ns >= EBUS_DEADLINE_NONE - now ? EBUS_DEADLINE_NONE : now + timeout_ns;
+}
+/* False once `deadline` has passed; else *left is the time to sleep (0:
+ * no limit, the futex convention). */
+static inline bool ebus_time_left(uint64_t deadline, uint64_t *left)
+{
+	uint64_t now;
+	*left = 0;
+	if (deadline == EBUS_DEADLINE_NONE)
+		return true;
+	now = ebus_now_ns();
+	if (now >= deadline)
+		return false;
+	*left = deadline - now;
+	return true;
+}
+static inline bool ebus_past(uint64_t deadline)
+{
+	uint64_t left;
+	return !ebus_time_left(deadline, &left);
+}
 
 /* EBUS_OK if cpu may be used by this process, else EBUS_ERR_CPU. */
 int ebus_cpu_check(int cpu);

@@ -140,6 +140,10 @@ static void retire_cb(struct rcu_head *h)
 	EBUS_TSAN_RELEASE(&ebus_tsan_cb_token); /* rcu_barrier in ebus_destroy */
 }
 
+/* Thread-local list of what handlers of synchronous buses retired on this
+ * thread; freed at the end of the thread's outermost publish. */
+static _Thread_local struct retire *tls_sync_retired;
+
 /* Caller holds ctl_lock. */
 void ebus_retire(struct ebus *bus, struct retire *r)
 {
@@ -147,6 +151,13 @@ void ebus_retire(struct ebus *bus, struct retire *r)
 	if (!bus->sync && ebus_tls_exec) {
 		/* Registered, online qsbr reader: call_rcu is allowed here. */
 		urcu_qsbr_call_rcu(&r->rcu, retire_cb);
+		return;
+	}
+	if (bus->sync && ebus_tls_sync_depth > 0) {
+		/* A handler of a synchronous bus: its released() callbacks run
+		 * on this thread when its outermost publish ends (ebus.h). */
+		r->next = tls_sync_retired;
+		tls_sync_retired = r;
 		return;
 	}
 	r->next = bus->retired;
@@ -164,6 +175,22 @@ static struct retire *retire_take(struct ebus *bus)
 	return list;
 }
 
+/* Gives a taken list (newest first) back, behind what was retired since. */
+static void retire_putback(struct ebus *bus, struct retire *list)
+{
+	struct retire **pp;
+	unsigned n = 0;
+	for (struct retire *r = list; r; r = r->next)
+		n++;
+	pthread_mutex_lock(&bus->ctl_lock);
+	for (pp = &bus->retired; *pp; pp = &(*pp)->next)
+		;
+	*pp = list;
+	bus->nretired += n;
+	atomic_store_explicit(&bus->sync_retire_pending, 1, memory_order_release);
+	pthread_mutex_unlock(&bus->ctl_lock);
+}
+
 static void grace_period(struct ebus *bus)
 {
 	if (bus->sync) {
@@ -176,7 +203,7 @@ static void grace_period(struct ebus *bus)
 
 /* Frees in retire order (oldest first), so a subscriber's array goes before
  * the subscriber; released() callbacks run in unsubscribe order. */
-static void retire_free_list(struct retire *list)
+static struct retire *retire_reverse(struct retire *list)
 {
 	struct retire *rev = NULL, *next;
 	for (; list; list = next) {
@@ -184,34 +211,75 @@ static void retire_free_list(struct retire *list)
 		list->next = rev;
 		rev = list;
 	}
-	for (; rev; rev = next) {
-		next = rev->next;
-		rev->free(rev);
+	return rev;
+}
+
+static void retire_free_list(struct retire *list)
+{
+	struct retire *next;
+	for (list = retire_reverse(list); list; list = next) {
+		next = list->next;
+		list->free(list);
 	}
 }
 
-/* Not from a handler. */
-void ebus_retire_flush(struct ebus *bus)
+/* Executor thread (online qsbr reader): queues a list handed over by
+ * retire_collect for freeing after a grace period, oldest first. */
+void ebus_retire_call_rcu(struct retire *list)
 {
-	struct retire *list;
-	pthread_mutex_lock(&bus->ctl_lock);
-	list = retire_take(bus);
+	struct retire *next;
+	for (list = retire_reverse(list); list; list = next) {
+		next = list->next;
+		urcu_qsbr_call_rcu(&list->rcu, retire_cb);
+	}
+}
+
+/*
+ * Frees what control calls retired on this bus, without ever waiting for a
+ * grace period (a subscribe must not wait for handlers: one may be blocked
+ * on a pull consumer that the subscribing thread drains). Async bus: the
+ * list goes to executor 0, which hands it to call_rcu (executor.c); only
+ * while the bus is open, since after shutdown no executor takes it (destroy
+ * frees what is left). Sync bus: freed if every stripe can be taken without
+ * waiting (no handler holds an old array), else kept for the next try.
+ */
+static void retire_collect(struct ebus *bus, bool locked)
+{
+	struct retire *list = NULL;
+	if (!locked)
+		pthread_mutex_lock(&bus->ctl_lock);
+	if (bus->sync || atomic_load_explicit(&bus->state, memory_order_acquire) == BUS_OPEN)
+		list = retire_take(bus);
 	pthread_mutex_unlock(&bus->ctl_lock);
 	if (!list)
 		return;
-	grace_period(bus);
-	retire_free_list(list);
+	if (!bus->sync)
+		ebus_exec_retire(bus->exec[0], list);
+	else if (ebus_sync_try_grace_period(bus))
+		retire_free_list(list);
+	else
+		retire_putback(bus, list);
 }
 
-/* Sync bus, at the end of an outermost publish (no stripe held). */
+/* Sync bus, at the end of an outermost publish (no stripe held): first
+ * what this thread's handlers retired (a blocking grace period on each of
+ * their buses, then free in order), then the bus's own list, if any. */
 void ebus_sync_retire_run(struct ebus *bus)
 {
+	struct retire *mine = tls_sync_retired;
+	if (mine) {
+		tls_sync_retired = NULL;
+		for (struct retire *r = mine; r; r = r->next)
+			if (r == mine || r->bus != mine->bus)
+				grace_period(r->bus);
+		retire_free_list(mine);
+	}
 	/* Plain load first: this runs after every synchronous publish, and an
 	 * RMW would bounce the line between publishing threads. */
 	if (!atomic_load_explicit(&bus->sync_retire_pending, memory_order_relaxed) ||
 	    !atomic_exchange_explicit(&bus->sync_retire_pending, 0, memory_order_acq_rel))
 		return;
-	ebus_retire_flush(bus);
+	retire_collect(bus, false);
 }
 
 /* ---- subscribe / unsubscribe -------------------------------------------- */
@@ -310,13 +378,14 @@ int ebus_subs_for_new_topic(struct ebus *bus, struct ebus_topic_s *t, struct sub
 	return EBUS_OK;
 }
 
-/* After a change under ctl_lock: free what piled up, outside the lock. */
+/* After a change under ctl_lock: unlocks, and lets what piled up be freed
+ * without waiting (retire_collect). */
 static int ctl_unlock(struct ebus *bus, int rc)
 {
-	bool flush = !in_handler() && (bus->sync ? bus->nretired > 0 : bus->nretired >= RETIRE_BATCH);
-	pthread_mutex_unlock(&bus->ctl_lock);
-	if (flush)
-		ebus_retire_flush(bus);
+	if (bus->sync ? bus->nretired > 0 : bus->nretired >= RETIRE_BATCH)
+		retire_collect(bus, true);
+	else
+		pthread_mutex_unlock(&bus->ctl_lock);
 	return rc;
 }
 
@@ -594,12 +663,18 @@ int ebus_sub_errors(ebus_t *bus, ebus_sub_id id, uint64_t *errors)
 /*
  * A serial subscription's call, under its guard (a ck fas spin lock). The
  * guard is almost always free; when it is not, another executor is inside
- * the handler: spin a little, then yield. While waiting, an executor
- * records the holder as the executor it is blocked on and wakes anyone
- * sleeping on its progress, so a holder that blocks on this executor's
- * full lane sees the cycle and gets EBUS_ERR_DEADLOCK (bus.c full_block).
+ * the handler: spin a little, then yield. A waiting executor names the
+ * subscription in wait_sub and bumps its own progress word, so a holder
+ * that sleeps on this executor's full lane re-walks the wait chain and
+ * gets EBUS_ERR_DEADLOCK (bus.c full_block). The walk reads the guard's
+ * holder (owner) afresh on every step, so the record never goes stale when
+ * the guard changes hands.
+ *
+ * `dead` is checked again once the guard is ours: an unsubscribe from
+ * inside the handler on the executor that held it has returned by then
+ * (the guard's release orders it), and the handler must not run again.
  */
-int ebus_call_serial(struct ebus *bus, struct ebus_sub *sub, const ebus_event_t *ev)
+int ebus_call_serial(struct ebus *bus, struct ebus_sub *sub, const ebus_event_t *ev, bool *ran)
 {
 	struct ebus_exec *self = bus->sync ? NULL : ebus_tls_exec;
 	bool announced = false;
@@ -610,22 +685,22 @@ int ebus_call_serial(struct ebus *bus, struct ebus_sub *sub, const ebus_event_t 
 			ebus_cpu_relax();
 			continue;
 		}
+		EBUS_TEST_STALL(EBUS_TP_SERIAL_WAIT, self ? (long)self->index : -1);
 		if (self && !announced) {
-			struct ebus_exec *owner = atomic_load_explicit(&sub->owner, memory_order_seq_cst);
-			if (owner) {
-				atomic_store_explicit(&self->blocked_on, owner, memory_order_seq_cst);
-				ebus_exec_notify_all(self);
-				announced = true;
-			}
+			atomic_store_explicit(&self->wait_sub, sub, memory_order_seq_cst);
+			ebus_exec_notify_all(self);
+			announced = true;
 		}
 		sched_yield();
 	}
 	EBUS_TSAN_ACQUIRE(&sub->guard);
+	atomic_store_explicit(&sub->owner, self, memory_order_seq_cst);
 	if (announced)
-		atomic_store_explicit(&self->blocked_on, NULL, memory_order_seq_cst);
-	atomic_store_explicit(&sub->owner, self, memory_order_relaxed);
-	rc = sub->fn(ev, sub->ctx);
-	atomic_store_explicit(&sub->owner, NULL, memory_order_relaxed);
+		atomic_store_explicit(&self->wait_sub, NULL, memory_order_seq_cst);
+	EBUS_TEST_STALL(EBUS_TP_SERIAL_ACQUIRED, self ? (long)self->index : -1);
+	*ran = !atomic_load_explicit(&sub->dead, memory_order_acquire);
+	rc = *ran ? sub->fn(ev, sub->ctx) : 0;
+	atomic_store_explicit(&sub->owner, NULL, memory_order_seq_cst);
 	EBUS_TSAN_RELEASE(&sub->guard);
 	ck_spinlock_fas_unlock(&sub->guard);
 	return rc;
@@ -636,6 +711,10 @@ void ebus_subs_destroy(struct ebus *bus)
 {
 	ck_stack_entry_t *e;
 	struct ebus_sub *s, *next;
+	/* Lists handed to executors after they stopped taking them. */
+	for (unsigned i = 0; !bus->sync && i < bus->nexec; i++)
+		if (bus->exec[i])
+			retire_free_list(ebus_exec_retire_leftover(bus->exec[i]));
 	retire_free_list(retire_take(bus));
 	for (e = CK_STACK_FIRST(&bus->all_topics); e; e = CK_STACK_NEXT(e)) {
 		struct ebus_topic_s *t = EBUS_CONTAINER(e, struct ebus_topic_s, all);

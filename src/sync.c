@@ -84,7 +84,12 @@ static void run_locked(struct ebus *bus, struct sync_stripe *st, struct ebus_slo
 	    bus->shutdown_mode == STOP_DISCARD) {
 		ctr_add(&st->dropped_shutdown, 1);
 		ctr_add(&topic_ctrs_of(s->topic, who)->dropped_shutdown, 1);
+		/* A release callback runs under the stripe lock like a handler,
+		 * and under a handler's rules: a publish from it is queued (and
+		 * refused, the bus is closing), an unsubscribe does not wait. */
+		ebus_tls_sync_depth++;
 		ebus_release_payload(bus, s);
+		ebus_tls_sync_depth--;
 		return;
 	}
 	if (EBUS_UNLIKELY(st->hist != NULL))
@@ -165,6 +170,7 @@ int ebus_sync_publish(struct ebus_topic_s *t, const void *data, size_t len, int 
 	}
 	run_locked(bus, st, &s);
 	pthread_mutex_unlock(&st->lock);
+	EBUS_TEST_STALL(EBUS_TP_SYNC_PUBLISH_END, -1);
 	drain_deferred();
 	ebus_sync_retire_run(bus);
 	return EBUS_OK;
@@ -178,13 +184,23 @@ void ebus_sync_grace_period(struct ebus *bus)
 	}
 }
 
+bool ebus_sync_try_grace_period(struct ebus *bus)
+{
+	for (unsigned i = 0; i < bus->nexec; i++) {
+		if (pthread_mutex_trylock(&bus->stripes[i].lock) != 0)
+			return false;
+		pthread_mutex_unlock(&bus->stripes[i].lock);
+	}
+	return true;
+}
+
 /* In-flight dispatches finish (stripe sweep), then every queued nested
  * publish is delivered by the thread that queued it. */
 static int sync_quiesce(struct ebus *bus, uint64_t deadline)
 {
 	ebus_sync_grace_period(bus);
 	while (atomic_load_explicit(&bus->sync_deferred_pending, memory_order_acquire)) {
-		if (deadline && ebus_now_ns() >= deadline)
+		if (ebus_past(deadline))
 			return EBUS_ERR_TIMEOUT;
 		sched_yield();
 	}
@@ -195,11 +211,11 @@ int ebus_sync_flush(struct ebus *bus, uint64_t timeout_ns)
 {
 	if (ebus_tls_sync_depth > 0)
 		return EBUS_ERR_DEADLOCK;
-	return sync_quiesce(bus, timeout_ns ? ebus_now_ns() + timeout_ns : 0);
+	return sync_quiesce(bus, ebus_deadline_after(timeout_ns));
 }
 
 /* run_locked reads bus->shutdown_mode to drain or discard what is queued. */
 void ebus_sync_shutdown(struct ebus *bus)
 {
-	(void)sync_quiesce(bus, 0);
+	(void)sync_quiesce(bus, EBUS_DEADLINE_NONE);
 }

@@ -3,7 +3,7 @@
  * and removed (topic or pattern, current count), executors started, idle
  * and stopped, and handler errors, on "$ebus." topics that nobody else may
  * publish to. Checks each event's fields, where it is delivered (stopped:
- * on the thread calling ebus_shutdown), that meta subscribers' own errors
+ * on the executor that owns its topic, last to stop), that meta subscribers' own errors
  * emit nothing, the synchronous bus, and a bus without meta events.
  */
 #include "testutil.h"
@@ -212,16 +212,24 @@ static void test_async(void)
 	CHECK_OK(ebus_topic(b, EBUS_META_SUB_ADDED, &m));
 	CHECK_EQ_INT(ebus_publish(m, &v, sizeof v), EBUS_ERR_RESERVED);
 
-	/* stopped: on this thread, once per executor, after the executors */
+	/* stopped: once per executor, all on one executor thread (the one
+	 * that owns the topic, last to stop), never on this thread */
 	CHECK_OK(ebus_flush(b, 0));
 	CHECK_OK(ebus_shutdown(b, EBUS_SHUTDOWN_DRAIN));
+	int have_home = 0;
+	pthread_t home;
 	for (unsigned e = 0; e < 2; e++) {
 		unsigned n = 0;
 		pthread_mutex_lock(&log_.m);
 		for (unsigned k = 0; k < log_.n; k++)
 			if (log_.ev[k].kind == EBUS_META_KIND_EXECUTOR_STOPPED && log_.ev[k].executor == (int)e) {
 				n++;
-				CHECK(pthread_equal(log_.thread[k], pthread_self()));
+				CHECK(!pthread_equal(log_.thread[k], pthread_self()));
+				if (!have_home) {
+					home = log_.thread[k];
+					have_home = 1;
+				}
+				CHECK(pthread_equal(log_.thread[k], home));
 			}
 		pthread_mutex_unlock(&log_.m);
 		CHECK_EQ_INT(n, 1);
