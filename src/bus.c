@@ -751,6 +751,7 @@ static int flush_exec(struct flush_ctx *c, uint64_t deadline)
 	pthread_mutex_lock(&c->bus->lanes_lock);
 	flush_take_chunk(c);
 	pthread_mutex_unlock(&c->bus->lanes_lock);
+	EBUS_TEST_STALL(EBUS_TP_FLUSH_TARGET, -1);
 	/* Yield a little first: most flushes end within a few batches, and a
 	 * sleeping waiter costs the executor a futex wake. */
 	for (unsigned y = 0; y < 64; y++) {

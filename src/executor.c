@@ -123,7 +123,7 @@ void ebus_exec_notify_progress(struct ebus_exec *ex, bool idle)
 		return;
 	atomic_store_explicit(&ex->wake_at, UINT64_MAX, memory_order_seq_cst);
 	ebus_exec_notify_all(ex);
-	EBUS_TEST_STALL(EBUS_TP_EXEC_NOTIFY, ex->index);
+	EBUS_TEST_STALL(EBUS_TP_EXEC_NOTIFY, 2 * (long)ex->index + idle);
 }
 
 /* ---- lanes, consumer side ------------------------------------------------ */
@@ -208,6 +208,7 @@ static unsigned lane_drain(struct ebus_exec *ex, struct lane *l, unsigned max, i
 	if (EBUS_UNLIKELY(atomic_load_explicit(&l->space_wait, memory_order_relaxed)) &&
 	    p - (c + n) <= mask / 2)
 		ebus_exec_notify_all(ex);
+	EBUS_TEST_STALL(EBUS_TP_LANE_DRAINED, ex->index);
 	return n;
 }
 

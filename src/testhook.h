@@ -28,10 +28,15 @@ enum ebus_test_point {
 	/* a blocking publish read the progress word and is about to re-check
 	 * and sleep */
 	EBUS_TP_FULL_SLEEP,
+	/* a flush has taken its targets (lane positions), before it first looks */
+	EBUS_TP_FLUSH_TARGET,
 	/* a flush waiter has announced itself and is about to re-check and sleep */
 	EBUS_TP_FLUSH_ANNOUNCED,
-	/* an executor woke its flush waiters (arg: executor index) */
+	/* an executor woke its flush waiters (arg: 2 * executor index + 1 when
+	 * it did so because it ran out of work, + 0 when a target was reached) */
 	EBUS_TP_EXEC_NOTIFY,
+	/* an executor released one lane batch (c_head and `finished` stored) */
+	EBUS_TP_LANE_DRAINED,
 	/* an executor ended a pass that took events, before it tells waiters */
 	EBUS_TP_EXEC_PASS,
 	/* a synchronous outermost publish released its stripe, before its
