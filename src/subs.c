@@ -8,17 +8,23 @@
  * subscriber) is freed only after every reader that could hold it is done:
  *
  *  - async bus: after a urcu-qsbr grace period. Executors are qsbr readers
- *    that report a quiescent state after every batch and go offline before
- *    parking, so a grace period lasts at most one batch and never waits for
- *    an idle executor. A blocking unsubscribe calls
+ *    that report a quiescent state after every pass over their lanes and
+ *    go offline before parking, so a grace period never waits for an idle
+ *    executor, but it does wait for every handler call running when it
+ *    began (without bound, if one blocks). A blocking unsubscribe calls
  *    urcu_qsbr_synchronize_rcu() (legal from unregistered threads); from an
  *    executor thread (a handler) we cannot wait, but that thread is a
  *    registered, online qsbr reader, so urcu_qsbr_call_rcu() is legal there.
  *    Other threads cannot call_rcu without registering (which would fight an
- *    application that uses liburcu-qsbr itself), so their retired arrays go
- *    on bus->retired and are freed after the next synchronize_rcu.
+ *    application that uses liburcu-qsbr itself), so what they retire goes on
+ *    bus->retired; every RETIRE_BATCH entries the list is handed to an
+ *    executor, which passes it to call_rcu (retire_collect): nothing but the
+ *    blocking unsubscribe ever waits for a grace period.
  *  - sync bus: handlers run under the topic's stripe mutex, so locking and
- *    unlocking a stripe is the grace period (ebus_sync_grace_period).
+ *    unlocking a stripe is the grace period (ebus_sync_grace_period; the
+ *    control path only tries the stripes, ebus_sync_try_grace_period). What
+ *    a synchronous handler retires goes on a thread-local list, freed when
+ *    that thread's outermost publish ends.
  *
  * No lock is ever held across a grace period: handlers may subscribe, and a
  * writer waiting for them while holding ctl_lock would deadlock.

@@ -1018,6 +1018,154 @@ static void item10_producer_oom(void)
 	}
 }
 
+/* Fails the Nth allocation made by the test thread from arming on; the
+ * executors' allocations are neither counted nor failed. */
+static tu_alloc i10_alloc;
+static _Thread_local int i10_counting;
+static _Atomic uint64_t i10_nth, i10_seen;
+
+static void *i10_alloc_fn(size_t size, size_t align, void *ctx)
+{
+	if (i10_counting && atomic_load(&i10_nth) &&
+	    atomic_fetch_add(&i10_seen, 1) + 1 == atomic_load(&i10_nth))
+		return NULL;
+	return tu_alloc_fn(size, align, ctx);
+}
+
+static void i10_arm(uint64_t n)
+{
+	atomic_store(&i10_seen, 0);
+	atomic_store(&i10_nth, n);
+	i10_counting = 1;
+}
+
+static void i10_disarm(void)
+{
+	i10_counting = 0;
+	atomic_store(&i10_nth, 0);
+}
+
+static uint64_t deliveries(ebus_t *b, _Atomic uint64_t *n, ebus_topic_t *t)
+{
+	uint64_t v = 0;
+	CHECK_OK(ebus_publish(t, &v, sizeof v));
+	CHECK_OK(ebus_flush(b, 0));
+	return atomic_load(n);
+}
+
+/* Every EBUS_ERR_NOMEM path changes nothing: for each operation, fail its
+ * 1st, 2nd, ... allocation until it succeeds; after each failure the bus
+ * behaves as before (the handler is or is not called, the subscription is
+ * still there), and nothing leaks (balanced allocator at destroy). */
+static void item10_nomem_changes_nothing(void)
+{
+	ebus_allocator_t al = {i10_alloc_fn, tu_free_fn, &i10_alloc};
+	ebus_config_t cfg = {0};
+	ebus_t *b = NULL;
+	ebus_topic_t *t, *p1, *p2, *nt = NULL;
+	ebus_sub_id id, pid;
+	ebus_consumer_t *c = NULL;
+	_Atomic uint64_t n = 0, pn = 0;
+	unsigned char big[100] = {0};
+	uint64_t k;
+	int rc;
+	memset(&i10_alloc, 0, sizeof i10_alloc);
+	cfg.executors = 2;
+	cfg.allocator = &al;
+	for (k = 1;; k++) { /* create */
+		i10_arm(k);
+		rc = ebus_create(&cfg, &b);
+		i10_disarm();
+		if (rc == EBUS_OK)
+			break;
+		CHECK_EQ_INT(rc, EBUS_ERR_NOMEM);
+		CHECK_EQ_U64((uint64_t)atomic_load(&i10_alloc.bytes), 0);
+	}
+	t = topic_on(b, "a.t", 0);
+	p1 = topic_on(b, "p.one", 0);
+	p2 = topic_on(b, "p.two", 1);
+	CHECK_EQ_U64(deliveries(b, &n, t), 0); /* lanes exist from here on */
+	for (k = 1;; k++) { /* a new topic */
+		i10_arm(k);
+		rc = ebus_topic(b, "a.new", &nt);
+		i10_disarm();
+		if (rc == EBUS_OK)
+			break;
+		CHECK_EQ_INT(rc, EBUS_ERR_NOMEM);
+	}
+	for (k = 1;; k++) { /* subscribe */
+		i10_arm(k);
+		rc = ebus_subscribe(t, count_handler, &n, &id);
+		i10_disarm();
+		if (rc == EBUS_OK)
+			break;
+		CHECK_EQ_INT(rc, EBUS_ERR_NOMEM);
+		CHECK_EQ_U64(deliveries(b, &n, t), 0);
+	}
+	CHECK_EQ_U64(deliveries(b, &n, t), 1);
+	for (k = 1;; k++) { /* a pattern over topics on two executors */
+		i10_arm(k);
+		rc = ebus_subscribe_pattern(b, "p.*", count_handler, &pn, 0, &pid);
+		i10_disarm();
+		if (rc == EBUS_OK)
+			break;
+		CHECK_EQ_INT(rc, EBUS_ERR_NOMEM);
+		CHECK_EQ_U64(deliveries(b, &pn, p1) + deliveries(b, &pn, p2), 0);
+	}
+	CHECK_EQ_U64(deliveries(b, &pn, p1), 1);
+	CHECK_EQ_U64(deliveries(b, &pn, p2), 2);
+	for (k = 1;; k++) { /* unsubscribe the pattern */
+		i10_arm(k);
+		rc = ebus_unsubscribe(b, pid);
+		i10_disarm();
+		if (rc == EBUS_OK)
+			break;
+		CHECK_EQ_INT(rc, EBUS_ERR_NOMEM);
+		CHECK_EQ_U64(deliveries(b, &pn, p1), 2 + k); /* still subscribed */
+	}
+	for (k = 1;; k++) { /* a pull consumer */
+		i10_arm(k);
+		rc = ebus_consumer_create(b, "a.>", 16, &c);
+		i10_disarm();
+		if (rc == EBUS_OK)
+			break;
+		CHECK_EQ_INT(rc, EBUS_ERR_NOMEM);
+	}
+	ebus_consumer_destroy(c);
+	for (k = 1;; k++) { /* a payload too large to travel inline */
+		uint64_t before = atomic_load(&n);
+		i10_arm(k);
+		rc = ebus_publish(t, big, sizeof big);
+		i10_disarm();
+		CHECK_OK(ebus_flush(b, 0));
+		if (rc == EBUS_OK) {
+			CHECK_EQ_U64(atomic_load(&n), before + 1);
+			break;
+		}
+		CHECK_EQ_INT(rc, EBUS_ERR_NOMEM);
+		CHECK_EQ_U64(atomic_load(&n), before);
+	}
+	ebus_stats_t st = tu_stats(b);
+	CHECK_STATS_BALANCED(st);
+	ebus_destroy(b);
+	CHECK_ALLOC_BALANCED(&i10_alloc);
+}
+
+static void also_max_payload_bound(void)
+{
+	ebus_config_t cfg = {0};
+	ebus_t *b = NULL;
+	cfg.max_payload = UINT32_MAX;
+	CHECK_OK(ebus_create(&cfg, &b));
+	ebus_destroy(b);
+	if (SIZE_MAX > UINT32_MAX) {
+		cfg.max_payload = (size_t)UINT32_MAX + 1;
+		CHECK_EQ_INT(ebus_create(&cfg, &b), EBUS_ERR_CONFIG);
+		cfg.max_payload = SIZE_MAX;
+		CHECK_EQ_INT(ebus_create(&cfg, &b), EBUS_ERR_CONFIG);
+	}
+}
+
 /* A membarrier that fails at run time switches both sides to mfence (and
  * the bus goes on working). Last: the switch lasts for the process. */
 static void item10_membarrier_failure(void)
@@ -1065,6 +1213,8 @@ static const struct {
 	{"item9_subscribe_no_grace_wait", item9_subscribe_no_grace_wait},
 	{"item10_sync_discard_release", item10_sync_discard_release},
 	{"item10_producer_oom", item10_producer_oom},
+	{"item10_nomem_changes_nothing", item10_nomem_changes_nothing},
+	{"also_max_payload_bound", also_max_payload_bound},
 	/* last: the switch to mfence lasts for the process */
 	{"item10_membarrier_failure", item10_membarrier_failure},
 };

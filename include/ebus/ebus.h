@@ -158,8 +158,10 @@ typedef struct ebus_config {
 	ebus_wait wait;             /* idle strategy of the executors */
 	unsigned spin_iterations;   /* idle polls before yielding/parking; 0 = 256 */
 	ebus_full_policy full_policy;
-	uint64_t block_timeout_ns;  /* EBUS_FULL_BLOCK gives up after this; 0 = forever */
-	size_t max_payload;         /* 0 = 1 MiB */
+	uint64_t block_timeout_ns;  /* EBUS_FULL_BLOCK gives up after this; 0 or
+	                               EBUS_FOREVER = never (saturating: no wrap) */
+	size_t max_payload;         /* 0 = 1 MiB; at most UINT32_MAX (4 GiB - 1),
+	                               EBUS_ERR_CONFIG above */
 	int synchronous;            /* non-zero: no executors; publish delivers on the
 	                               calling thread (see ebus_publish) */
 	const ebus_allocator_t *allocator; /* NULL = malloc/free; copied at create */
@@ -197,23 +199,27 @@ typedef enum ebus_shutdown_mode {
  * joins the executors. Publishers blocked on a full lane return
  * EBUS_ERR_SHUTDOWN. Subscriptions stay; no handler runs after it returns.
  * Returns EBUS_ERR_SHUTDOWN if the bus was already shut down,
- * EBUS_ERR_DEADLOCK from a handler of this bus, EBUS_ERR_CONFIG for an
- * unknown mode. Thread-safety: any thread but this bus's executors; one
- * caller wins, others get EBUS_ERR_SHUTDOWN.
+ * EBUS_ERR_DEADLOCK from a handler of this bus (for a synchronous bus:
+ * from any handler), EBUS_ERR_CONFIG for an unknown mode.
+ * Thread-safety: any other thread; one caller wins, others get
+ * EBUS_ERR_SHUTDOWN.
  */
 EBUS_API int ebus_shutdown(ebus_t *bus, ebus_shutdown_mode mode);
 
 /*
  * Shuts down (draining) if needed, waits for deferred frees (rcu_barrier)
  * and frees everything. NULL is a no-op. No other call on this bus, its
- * topics or subscriptions may run concurrently or follow. Not from a handler.
+ * topics or subscriptions may run concurrently or follow. From a handler
+ * of this bus (for a synchronous bus: from any handler) it does nothing:
+ * it would wait for the calling thread itself.
  */
 EBUS_API void ebus_destroy(ebus_t *bus);
 
 /*
  * Returns when every event accepted before the call has been delivered (or
- * dropped and counted), and lanes of exited threads have been reclaimed; or
- * EBUS_ERR_TIMEOUT after timeout_ns (0 = no limit). EBUS_ERR_DEADLOCK from a
+ * dropped and counted), whatever other threads publish meanwhile, and lanes
+ * of exited threads have been reclaimed; or EBUS_ERR_TIMEOUT after
+ * timeout_ns (0 or EBUS_FOREVER = no limit). EBUS_ERR_DEADLOCK from a
  * handler of this bus. Thread-safety: any thread, concurrently with anything.
  */
 EBUS_API int ebus_flush(ebus_t *bus, uint64_t timeout_ns);
@@ -391,20 +397,25 @@ EBUS_API int ebus_sub_errors(ebus_t *bus, ebus_sub_id id, uint64_t *errors);
  * Removes a subscription. From a thread that is not running a handler of
  * any ebus bus: when it returns, the handler is not running and will never
  * run again for this subscription, and ctx may be freed (it waits one RCU
- * grace period, bounded by the longest executor batch).
+ * grace period: until every handler call running at the time has returned).
  * From inside a handler it does not wait (and cannot deadlock): the handler
- * is never invoked again for this subscription after the call returns, but
- * an invocation on another executor may still be finishing, so do not free
- * ctx then; use ebus_unsubscribe_async to learn when you may.
+ * is never invoked again for this subscription after the call returns (a
+ * non-concurrent pattern subscription whose guard another executor waits
+ * for included), except that an EBUS_SUB_CONCURRENT subscription may still
+ * be entered once by another executor that had already begun dispatching
+ * to it; an invocation on another executor may also still be finishing, so
+ * do not free ctx then; use ebus_unsubscribe_async to learn when you may.
  * Twice, or with an id never issued: EBUS_ERR_NOT_FOUND.
  */
 EBUS_API int ebus_unsubscribe(ebus_t *bus, ebus_sub_id id);
 
 /*
  * As ebus_unsubscribe, and calls released(ctx) once ctx may be freed: from
- * a handler, later, on a liburcu call_rcu thread (async bus) or at the end
- * of the outermost publish (sync bus); from any other thread, before it
- * returns. released may be NULL.
+ * a handler, later, on a liburcu call_rcu thread (async bus) or, on a
+ * synchronous bus, on the handler's own thread at the end of its outermost
+ * publish (from an executor thread of another bus: at a later publish or
+ * subscription change of the synchronous bus); from any other thread,
+ * before it returns. released may be NULL.
  */
 EBUS_API int ebus_unsubscribe_async(ebus_t *bus, ebus_sub_id id, ebus_released_fn released);
 
@@ -567,9 +578,10 @@ EBUS_API uint64_t ebus_clock_ns(void);
  * (EBUS_ERR_RESERVED). Meta events never block the bus: one that finds
  * its lane full is dropped and counted (dropped_full), one emitted after
  * shutdown began is counted as rejected_shutdown. Like any event they are
- * delivered on the meta topic's executor, except executor.stopped: it is
- * delivered on the thread calling ebus_shutdown, after every executor has
- * stopped. Handler errors of meta subscribers emit nothing (no loops).
+ * delivered on the meta topic's executor; executor.stopped (one per
+ * executor) is dispatched by that executor as it stops, last, after every
+ * other executor has stopped, so its handlers run under the rules of every
+ * handler. Handler errors of meta subscribers emit nothing (no loops).
  * Idle: an executor that ran out of work after handling ordinary (non-meta)
  * events, once per busy period, when its spin phase ends.
  * Synchronous mode has no executor events; the others are delivered on the
