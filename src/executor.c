@@ -121,6 +121,7 @@ void ebus_exec_notify_progress(struct ebus_exec *ex, bool idle)
 	if (!idle && ctr_get(&ex->finished) <
 	                 atomic_load_explicit(&ex->wake_at, memory_order_relaxed))
 		return;
+	EBUS_TEST_STALL(EBUS_TP_EXEC_WAKING, 2 * (long)ex->index + idle);
 	atomic_store_explicit(&ex->wake_at, UINT64_MAX, memory_order_seq_cst);
 	ebus_exec_notify_all(ex);
 	EBUS_TEST_STALL(EBUS_TP_EXEC_NOTIFY, 2 * (long)ex->index + idle);

@@ -32,8 +32,10 @@ enum ebus_test_point {
 	EBUS_TP_FLUSH_TARGET,
 	/* a flush waiter has announced itself and is about to re-check and sleep */
 	EBUS_TP_FLUSH_ANNOUNCED,
-	/* an executor woke its flush waiters (arg: 2 * executor index + 1 when
-	 * it did so because it ran out of work, + 0 when a target was reached) */
+	/* an executor is about to wake its flush waiters, and has woken them
+	 * (arg: 2 * executor index + 1 when it does so because it ran out of
+	 * work, + 0 when a waiter's target was reached) */
+	EBUS_TP_EXEC_WAKING,
 	EBUS_TP_EXEC_NOTIFY,
 	/* an executor released one lane batch (c_head and `finished` stored) */
 	EBUS_TP_LANE_DRAINED,
