@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-_Atomic bool ebus_have_membarrier;
+bool ebus_have_membarrier;
 static pthread_once_t platform_once = PTHREAD_ONCE_INIT;
 
 static void platform_init_once(void)
@@ -21,7 +21,7 @@ static void platform_init_once(void)
 	long q = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
 	if (q > 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
 	    syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
-		atomic_store(&ebus_have_membarrier, true);
+		__atomic_store_n(&ebus_have_membarrier, true, __ATOMIC_RELEASE);
 }
 
 void ebus_platform_init(void)
@@ -43,12 +43,12 @@ bool ebus_fence_heavy(void)
 {
 	bool ok = true;
 	ck_pr_fence_memory();
-	if (atomic_load_explicit(&ebus_have_membarrier, memory_order_relaxed)) {
+	if (__atomic_load_n(&ebus_have_membarrier, __ATOMIC_RELAXED)) {
 		long rc = EBUS_TEST_FAIL(EBUS_TP_FAIL_MEMBARRIER)
 		              ? -1
 		              : syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
 		if (rc != 0) {
-			atomic_store(&ebus_have_membarrier, false);
+			__atomic_store_n(&ebus_have_membarrier, false, __ATOMIC_RELEASE);
 			ok = false;
 		}
 	}
@@ -84,7 +84,7 @@ void ebus_test_set_hook(ebus_test_hook_fn fn)
 bool ebus_test_membarrier_active(void)
 {
 	ebus_platform_init();
-	return atomic_load(&ebus_have_membarrier);
+	return __atomic_load_n(&ebus_have_membarrier, __ATOMIC_ACQUIRE);
 }
 #endif
 

@@ -22,14 +22,19 @@ void ebus_futex_wake(_Atomic uint32_t *word, int count);
  * full fences would. Where membarrier is unavailable both sides fall back to
  * a seq_cst fence.
  */
-extern _Atomic bool ebus_have_membarrier;
+/* Written once at init and, if membarrier ever fails, cleared once
+ * (__atomic store); read plainly on the publish path, where an atomic load
+ * of a bool costs an extra instruction per fence (movzbl + test instead of
+ * cmpb). A reader that sees either value uses a fence that was correct
+ * when the value was written (platform.c). */
+extern bool ebus_have_membarrier;
 void ebus_platform_init(void); /* idempotent; registers for membarrier */
 
 static inline void ebus_fence_light(void)
 {
 	/* ck's fences are asm (mfence / compiler barrier); GCC's TSan refuses
 	 * atomic_thread_fence, and TSan does not model reordering anyway. */
-	if (__builtin_expect(atomic_load_explicit(&ebus_have_membarrier, memory_order_relaxed), 1))
+	if (__builtin_expect(ebus_have_membarrier, 1))
 		ck_pr_barrier();
 	else
 		ck_pr_fence_memory();
