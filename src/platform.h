@@ -22,19 +22,32 @@ void ebus_futex_wake(_Atomic uint32_t *word, int count);
  * full fences would. Where membarrier is unavailable both sides fall back to
  * a seq_cst fence.
  */
-/* Written once at init and, if membarrier ever fails, cleared once
- * (__atomic store); read plainly on the publish path, where an atomic load
- * of a bool costs an extra instruction per fence (movzbl + test instead of
- * cmpb). A reader that sees either value uses a fence that was correct
- * when the value was written (platform.c). */
+/* Set once at init and, if membarrier ever fails, cleared once (__atomic
+ * stores, platform.c). Read plainly on the publish path: an atomic load of
+ * a bool costs an extra instruction per fence (movzbl + test, not cmpb).
+ * The clearing store races with those reads by design (a reader still
+ * seeing true at that instant is the window platform.c describes); under
+ * TSan the reads are atomic so that it checks everything else. */
 extern bool ebus_have_membarrier;
+#if defined(__SANITIZE_THREAD__)
+#define EBUS_MEMBARRIER_FLAG_ATOMIC 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define EBUS_MEMBARRIER_FLAG_ATOMIC 1
+#endif
+#endif
+#ifdef EBUS_MEMBARRIER_FLAG_ATOMIC
+#define ebus_membarrier_flag_() __atomic_load_n(&ebus_have_membarrier, __ATOMIC_RELAXED)
+#else
+#define ebus_membarrier_flag_() (ebus_have_membarrier)
+#endif
 void ebus_platform_init(void); /* idempotent; registers for membarrier */
 
 static inline void ebus_fence_light(void)
 {
 	/* ck's fences are asm (mfence / compiler barrier); GCC's TSan refuses
 	 * atomic_thread_fence, and TSan does not model reordering anyway. */
-	if (__builtin_expect(ebus_have_membarrier, 1))
+	if (__builtin_expect(ebus_membarrier_flag_(), 1))
 		ck_pr_barrier();
 	else
 		ck_pr_fence_memory();
