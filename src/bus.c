@@ -82,10 +82,8 @@ static int check_config(const ebus_config_t *c, unsigned *nexec)
 static void bus_free_memory(struct ebus *bus)
 {
 	struct lane *l, *next;
-	for (l = bus->lanes; l; l = next) {
-		next = l->bus_next;
+	cds_list_for_each_entry_safe(l, next, &bus->lanes, bus_node)
 		ebus_lane_free(bus, l);
-	}
 	ebus_stats_fini(bus);
 	if (bus->exec) {
 		for (unsigned i = 0; i < bus->nexec; i++) {
@@ -141,6 +139,10 @@ int ebus_create(const ebus_config_t *cfg, ebus_t **out)
 	if (!bus)
 		return EBUS_ERR_NOMEM;
 	memset(bus, 0, sizeof *bus);
+	CDS_INIT_LIST_HEAD(&bus->lanes);
+	CDS_INIT_LIST_HEAD(&bus->producers);
+	CDS_INIT_LIST_HEAD(&bus->patterns);
+	CDS_INIT_LIST_HEAD(&bus->consumers);
 	if (cfg->allocator)
 		bus->alloc = *cfg->allocator;
 	atomic_init(&bus->state, BUS_OPEN);
@@ -684,9 +686,10 @@ static bool mark_reached(const struct flush_mark *m, struct lane *l)
 /* Under lanes_lock: marks the next chunk of executor c->exec's pending lanes. */
 static void flush_take_chunk(struct flush_ctx *c)
 {
+	struct lane *l;
 	c->n = 0;
 	c->more = false;
-	for (struct lane *l = c->bus->lanes; l; l = l->bus_next) {
+	cds_list_for_each_entry(l, &c->bus->lanes, bus_node) {
 		unsigned p;
 		if (l->exec != c->exec || l->id >= c->next_id)
 			continue;
@@ -710,13 +713,17 @@ static void flush_take_chunk(struct flush_ctx *c)
 static uint64_t flush_prune(struct flush_ctx *c)
 {
 	uint64_t bound = ctr_get_acquire(&c->ex->finished); /* before the c_heads */
-	struct lane *l = c->bus->lanes;
+	struct cds_list_head *pos = c->bus->lanes.next, *end = &c->bus->lanes;
 	unsigned j = 0;
 	for (unsigned k = 0; k < c->n; k++) {
 		struct flush_mark *m = &c->m[k];
-		while (l && l->id > m->lane_id)
-			l = l->bus_next;
-		if (!l || l->id != m->lane_id || mark_reached(m, l))
+		struct lane *l = NULL;
+		for (; pos != end; pos = pos->next) {
+			l = cds_list_entry(pos, struct lane, bus_node);
+			if (l->id <= m->lane_id)
+				break;
+		}
+		if (pos == end || l->id != m->lane_id || mark_reached(m, l))
 			continue; /* reclaimed (drained), or reached */
 		bound += (unsigned)(m->pos - __atomic_load_n(&l->ring.c_head, __ATOMIC_RELAXED));
 		c->m[j++] = *m;
@@ -854,7 +861,8 @@ static void wait_publishers(struct ebus *bus)
 	for (;;) {
 		bool busy = false;
 		pthread_mutex_lock(&bus->lanes_lock);
-		for (struct producer *p = bus->producers; p; p = p->bus_next)
+		struct producer *p;
+		cds_list_for_each_entry(p, &bus->producers, bus_node)
 			if (atomic_load_explicit(&p->busy, memory_order_acquire))
 				busy = true;
 		pthread_mutex_unlock(&bus->lanes_lock);
@@ -939,7 +947,8 @@ static void exec_stats(struct ebus *bus, unsigned i, ebus_stats_t *s)
 	s->rejected_full += ex->ret_rejected_full;
 	s->rejected_timeout += ex->ret_rejected_timeout;
 	s->lanes_created += ex->lanes_created;
-	for (struct lane *l = bus->lanes; l; l = l->bus_next) {
+	struct lane *l;
+	cds_list_for_each_entry(l, &bus->lanes, bus_node) {
 		if (l->exec != i)
 			continue;
 		s->published += ctr_get(&l->published);

@@ -77,9 +77,8 @@ struct ebus_consumer {
 	struct cons_rec *buf __attribute__((aligned(EBUS_CL)));
 	struct ebus *bus;
 	ebus_sub_id sub;
-	unsigned capacity;
 	ebus_full_policy policy;
-	struct ebus_consumer *bus_next, *bus_prev; /* bus->consumers, under ctl_lock */
+	struct cds_list_head bus_node; /* bus->consumers, under ctl_lock */
 };
 
 /* A process-wide id per thread, for "is the producer the consumer's own
@@ -121,7 +120,8 @@ static void wake_producers(struct ebus_consumer *c)
 void ebus_consumers_notify(struct ebus *bus)
 {
 	pthread_mutex_lock(&bus->ctl_lock);
-	for (struct ebus_consumer *c = bus->consumers; c; c = c->bus_next) {
+	struct ebus_consumer *c;
+	cds_list_for_each_entry(c, &bus->consumers, bus_node) {
 		wake_producers(c);
 		wake_consumer(c);
 	}
@@ -271,7 +271,7 @@ static void consumer_free(struct ebus_consumer *c)
 		if (r->len > CONS_INLINE)
 			ebus_free(bus, r->u.ptr, r->len);
 	}
-	ebus_free(bus, c->buf, (size_t)c->capacity * sizeof *c->buf);
+	ebus_free(bus, c->buf, (size_t)ck_ring_capacity(&c->ring) * sizeof *c->buf);
 	ebus_free(bus, c, sizeof *c);
 }
 
@@ -284,11 +284,7 @@ static void link_consumer(struct ebus_consumer *c)
 {
 	struct ebus *bus = c->bus;
 	pthread_mutex_lock(&bus->ctl_lock);
-	c->bus_prev = NULL;
-	c->bus_next = bus->consumers;
-	if (bus->consumers)
-		bus->consumers->bus_prev = c;
-	bus->consumers = c;
+	cds_list_add(&c->bus_node, &bus->consumers);
 	pthread_mutex_unlock(&bus->ctl_lock);
 }
 
@@ -296,12 +292,7 @@ static void unlink_consumer(struct ebus_consumer *c)
 {
 	struct ebus *bus = c->bus;
 	pthread_mutex_lock(&bus->ctl_lock);
-	if (c->bus_prev)
-		c->bus_prev->bus_next = c->bus_next;
-	else
-		bus->consumers = c->bus_next;
-	if (c->bus_next)
-		c->bus_next->bus_prev = c->bus_prev;
+	cds_list_del(&c->bus_node);
 	pthread_mutex_unlock(&bus->ctl_lock);
 }
 
@@ -330,7 +321,6 @@ static int consumer_create(ebus_t *bus, const char *pattern, unsigned capacity,
 	}
 	ck_ring_init(&c->ring, capacity);
 	c->bus = bus;
-	c->capacity = capacity;
 	c->policy = policy;
 	/* Linked first, so a shutdown that starts while we subscribe wakes it. */
 	link_consumer(c);

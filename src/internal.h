@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <urcu/list.h>
 #include <urcu/urcu-qsbr.h>
 #include <urcu/rculfhash.h>
 
@@ -130,6 +131,8 @@ struct retire {
 struct ebus_sub {
 	ebus_handler_fn fn;
 	void *ctx;
+	/* Cached on the line dispatch reads for every subscriber: a pattern
+	 * without EBUS_SUB_CONCURRENT on a bus with several executors/stripes */
 	bool serial;
 	unsigned flags; /* EBUS_SUB_* */
 	_Atomic int dead;
@@ -137,7 +140,7 @@ struct ebus_sub {
 	struct ebus_topic_s *topic; /* literal subscriptions */
 	char *pattern;              /* pattern subscriptions: NUL-terminated, after the struct */
 	size_t patlen;
-	struct ebus_sub *pat_next, *pat_prev; /* bus->patterns, under ctl_lock */
+	struct cds_list_head pat_node; /* bus->patterns, under ctl_lock */
 	ebus_released_fn released;
 	_Atomic uint64_t errors; /* fetch_add on the error path: concurrent subs have many writers */
 	struct retire retire;
@@ -207,7 +210,9 @@ struct lane {
 	ebus_ctr rejected_timeout;
 	/* cold */
 	struct ebus_slot *buf __attribute__((aligned(EBUS_CL)));
-	struct ebus_exec *ex; /* the consumer: read by the publisher to wake it */
+	/* = bus->exec[exec], cached: the publisher reads it after every commit
+	 * (to wake a parked executor), one load less than going through the bus */
+	struct ebus_exec *ex;
 	_Atomic int closed; /* the owning thread exited; set after its last commit */
 	_Atomic int space_wait; /* the producer sleeps until this lane is half empty */
 	unsigned exec;
@@ -216,7 +221,7 @@ struct lane {
 	 * lanes again by id, and a missing id means reclaimed (drained). */
 	uint64_t id;
 	ck_stack_entry_t link; /* announcement to the executor */
-	struct lane *bus_next, *bus_prev; /* bus->lanes, under lanes_lock */
+	struct cds_list_head bus_node; /* bus->lanes, under lanes_lock */
 };
 
 /* Per (thread, bus) publisher state. Owned by the thread (plain malloc),
@@ -225,12 +230,10 @@ struct lane {
 struct producer {
 	_Atomic int busy; /* inside a publish call: shutdown waits for 0 */
 	unsigned spread;  /* next executor for unordered topics */
-	uint64_t bus_id;
-	struct ebus *bus;
+	uint64_t bus_id; /* never reused: a record of a destroyed bus matches no live one */
 	struct producer *tls_next;
-	struct producer *bus_next, *bus_prev;
-	unsigned nexec;
-	struct lane *lanes[];
+	struct cds_list_head bus_node; /* bus->producers, under lanes_lock */
+	struct lane *lanes[]; /* [bus->nexec] */
 };
 
 /* ---- executors ---------------------------------------------------------- */
@@ -325,19 +328,22 @@ struct ebus {
 	/* control plane: topics, subscriptions, the id table, retire list */
 	pthread_mutex_t ctl_lock;
 	struct idslot *ids;
-	uint32_t ids_cap, ids_used, free_head, free_tail;
+	uint32_t ids_cap, free_head, free_tail;
 	uint32_t tag;
 	struct retire *retired;
-	unsigned nretired;
-	struct ebus_sub *patterns, *patterns_tail; /* pattern subscriptions, oldest first */
-	_Atomic unsigned npatterns; /* written under ctl_lock; read by ebus_publish_name */
+	unsigned nretired; /* length of retired, kept so a control call need not walk it */
+	struct cds_list_head patterns; /* pattern subscriptions (pat_node), oldest first */
+	/* Length of patterns, kept for ebus_publish_name: one lock-free load
+	 * decides that a never-interned name needs no ctl_lock. Written under
+	 * ctl_lock. */
+	_Atomic unsigned npatterns;
 	_Atomic int sync_retire_pending;
 
 	/* lanes and producers, for flush/stats/shutdown/reclaim */
 	pthread_mutex_t lanes_lock;
-	struct lane *lanes; /* newest first */
+	struct cds_list_head lanes; /* struct lane (bus_node), newest first */
 	uint64_t lane_ids;  /* last lane id handed out */
-	struct producer *producers;
+	struct cds_list_head producers; /* struct producer (bus_node) */
 	bool emit_stopped;  /* ebus_shutdown: the last executor emits executor.stopped */
 
 	struct ebus *reg_next; /* global registry of live buses (lane.c) */
@@ -347,7 +353,7 @@ struct ebus {
 	pthread_mutex_t shutdown_lock;
 
 	struct ebus_topic_s *meta[META_N]; /* all NULL unless config.meta_events */
-	struct ebus_consumer *consumers; /* pull consumers, under ctl_lock (consumer.c) */
+	struct cds_list_head consumers; /* pull consumers, under ctl_lock (consumer.c) */
 };
 
 /* TSan: executors release this before each quiescent state; frees after a

@@ -62,16 +62,6 @@ void ebus_registry_remove_bus(struct ebus *bus)
 
 /* ---- thread exit ---------------------------------------------------------- */
 
-static void producer_unlink(struct ebus *bus, struct producer *p)
-{
-	if (p->bus_prev)
-		p->bus_prev->bus_next = p->bus_next;
-	else
-		bus->producers = p->bus_next;
-	if (p->bus_next)
-		p->bus_next->bus_prev = p->bus_prev;
-}
-
 static void thread_exit(void *arg)
 {
 	struct producer *p = arg, *next;
@@ -80,10 +70,10 @@ static void thread_exit(void *arg)
 	for (; p; p = next) {
 		struct ebus *bus = reg_find(p->bus_id);
 		next = p->tls_next;
-		if (bus && bus == p->bus) {
+		if (bus) {
 			pthread_mutex_lock(&bus->lanes_lock);
-			producer_unlink(bus, p);
-			for (unsigned i = 0; i < p->nexec; i++) {
+			cds_list_del(&p->bus_node);
+			for (unsigned i = 0; i < bus->nexec; i++) {
 				struct lane *l = p->lanes[i];
 				struct ebus_exec *ex;
 				if (!l)
@@ -153,8 +143,6 @@ struct producer *ebus_producer_get_slow(struct ebus *bus)
 	if (!p)
 		return NULL;
 	p->bus_id = bus->id;
-	p->bus = bus;
-	p->nexec = bus->nexec;
 	atomic_init(&p->busy, 0);
 	p->tls_next = head;
 	if (EBUS_TEST_FAIL(EBUS_TP_FAIL_SETSPECIFIC) || pthread_setspecific(tls_key, p) != 0) {
@@ -162,10 +150,7 @@ struct producer *ebus_producer_get_slow(struct ebus *bus)
 		return NULL;
 	}
 	pthread_mutex_lock(&bus->lanes_lock);
-	p->bus_next = bus->producers;
-	if (p->bus_next)
-		p->bus_next->bus_prev = p;
-	bus->producers = p;
+	cds_list_add(&p->bus_node, &bus->producers);
 	pthread_mutex_unlock(&bus->lanes_lock);
 	prune_dead(p);
 	ebus_tls_last = p;
@@ -191,10 +176,7 @@ struct lane *ebus_lane_create(struct ebus *bus, struct producer *p, unsigned exe
 	atomic_init(&l->closed, 0);
 	pthread_mutex_lock(&bus->lanes_lock);
 	l->id = ++bus->lane_ids;
-	l->bus_next = bus->lanes;
-	if (l->bus_next)
-		l->bus_next->bus_prev = l;
-	bus->lanes = l;
+	cds_list_add(&l->bus_node, &bus->lanes); /* newest first: ids decrease */
 	ex->lanes_created++;
 	pthread_mutex_unlock(&bus->lanes_lock);
 	p->lanes[exec] = l;
@@ -208,12 +190,7 @@ struct lane *ebus_lane_create(struct ebus *bus, struct producer *p, unsigned exe
 /* Executor (reclaim) or destroy. Caller holds lanes_lock, or is alone. */
 void ebus_lane_free(struct ebus *bus, struct lane *l)
 {
-	if (l->bus_prev)
-		l->bus_prev->bus_next = l->bus_next;
-	else
-		bus->lanes = l->bus_next;
-	if (l->bus_next)
-		l->bus_next->bus_prev = l->bus_prev;
+	cds_list_del(&l->bus_node);
 	ebus_free(bus, l->buf, (size_t)bus->lane_capacity * sizeof(struct ebus_slot));
 	ebus_free(bus, l, sizeof *l);
 }

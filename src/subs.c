@@ -90,7 +90,6 @@ static int id_alloc(struct ebus *bus, struct ebus_sub *sub)
 		bus->free_tail = ID_NONE;
 	bus->ids[idx].sub = sub;
 	sub->id = id_make(bus, idx, bus->ids[idx].gen);
-	bus->ids_used++;
 	return EBUS_OK;
 }
 
@@ -109,7 +108,6 @@ static void id_release(struct ebus *bus, uint32_t idx)
 	else
 		bus->ids[bus->free_tail].next_free = idx;
 	bus->free_tail = idx;
-	bus->ids_used--;
 }
 
 /* ---- arrays and deferred frees ---------------------------------------- */
@@ -368,7 +366,8 @@ int ebus_subs_for_new_topic(struct ebus *bus, struct ebus_topic_s *t, struct sub
 {
 	uint32_t n = 0, j = 0;
 	struct subarr *a;
-	for (struct ebus_sub *s = bus->patterns; s; s = s->pat_next)
+	struct ebus_sub *s;
+	cds_list_for_each_entry(s, &bus->patterns, pat_node)
 		n += pattern_applies(s, t);
 	*out = NULL;
 	if (n == 0)
@@ -376,7 +375,7 @@ int ebus_subs_for_new_topic(struct ebus *bus, struct ebus_topic_s *t, struct sub
 	a = ebus_alloc(bus, arr_size(n), _Alignof(struct subarr));
 	if (!a)
 		return EBUS_ERR_NOMEM;
-	for (struct ebus_sub *s = bus->patterns; s; s = s->pat_next)
+	cds_list_for_each_entry(s, &bus->patterns, pat_node)
 		if (pattern_applies(s, t))
 			a->items[j++] = s;
 	a->n = n;
@@ -500,7 +499,8 @@ static int pending_build(struct ebus *bus, struct ebus_sub *add, const struct eb
 static size_t same_pattern(struct ebus *bus, const char *pattern, size_t plen)
 {
 	size_t n = 0;
-	for (struct ebus_sub *s = bus->patterns; s; s = s->pat_next)
+	struct ebus_sub *s;
+	cds_list_for_each_entry(s, &bus->patterns, pat_node)
 		n += s->patlen == plen && !memcmp(s->pattern, pattern, plen);
 	return n;
 }
@@ -529,8 +529,9 @@ int ebus_subscribe_pattern(ebus_t *bus, const char *pattern, ebus_handler_fn fn,
 	pthread_mutex_lock(&bus->ctl_lock);
 	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN)
 		return ctl_unlock(bus, EBUS_ERR_SHUTDOWN);
-	for (struct ebus_sub *s = bus->patterns; s; s = s->pat_next)
-		if (s->fn == fn && s->ctx == ctx && s->patlen == plen && !memcmp(s->pattern, pattern, plen))
+	cds_list_for_each_entry(sub, &bus->patterns, pat_node)
+		if (sub->fn == fn && sub->ctx == ctx && sub->patlen == plen &&
+		    !memcmp(sub->pattern, pattern, plen))
 			return ctl_unlock(bus, EBUS_ERR_DUPLICATE);
 	sub = sub_new(bus, fn, ctx, flags, pattern, plen);
 	if (!sub)
@@ -545,12 +546,7 @@ int ebus_subscribe_pattern(ebus_t *bus, const char *pattern, ebus_handler_fn fn,
 	for (size_t i = 0; i < np; i++)
 		arr_install(bus, p[i].t, p[i].nw);
 	ebus_free(bus, p, np * sizeof *p);
-	sub->pat_prev = bus->patterns_tail;
-	if (bus->patterns_tail)
-		bus->patterns_tail->pat_next = sub;
-	else
-		bus->patterns = sub;
-	bus->patterns_tail = sub;
+	cds_list_add_tail(&sub->pat_node, &bus->patterns);
 	atomic_store_explicit(&bus->npatterns, bus->npatterns + 1, memory_order_relaxed);
 	*out = sub->id;
 	np = same_pattern(bus, pattern, plen);
@@ -561,14 +557,7 @@ int ebus_subscribe_pattern(ebus_t *bus, const char *pattern, ebus_handler_fn fn,
 
 static void pattern_unlink(struct ebus *bus, struct ebus_sub *s)
 {
-	if (s->pat_prev)
-		s->pat_prev->pat_next = s->pat_next;
-	else
-		bus->patterns = s->pat_next;
-	if (s->pat_next)
-		s->pat_next->pat_prev = s->pat_prev;
-	else
-		bus->patterns_tail = s->pat_prev;
+	cds_list_del(&s->pat_node);
 	atomic_store_explicit(&bus->npatterns, bus->npatterns - 1, memory_order_relaxed);
 }
 
@@ -733,11 +722,9 @@ void ebus_subs_destroy(struct ebus *bus)
 		ebus_free(bus, a, arr_size(a->n));
 		atomic_store_explicit(&t->subs, NULL, memory_order_relaxed);
 	}
-	for (s = bus->patterns; s; s = next) {
-		next = s->pat_next;
+	cds_list_for_each_entry_safe(s, next, &bus->patterns, pat_node)
 		ebus_free(bus, s, sub_size(s->patlen));
-	}
-	bus->patterns = bus->patterns_tail = NULL;
+	CDS_INIT_LIST_HEAD(&bus->patterns);
 	ebus_free(bus, bus->ids, bus->ids_cap * sizeof *bus->ids);
 	bus->ids = NULL;
 	bus->ids_cap = 0;

@@ -221,7 +221,8 @@ int ebus_registry_intern_matched(struct ebus *bus, const char *name, size_t len,
 	pthread_mutex_lock(&bus->ctl_lock);
 	t = ebus_registry_find(bus, name, len, hash);
 	if (!t) {
-		for (struct ebus_sub *s = bus->patterns; s; s = s->pat_next) {
+		struct ebus_sub *s;
+		cds_list_for_each_entry(s, &bus->patterns, pat_node) {
 			if (ebus_pattern_matches(s->pattern, s->patlen, name, len)) {
 				rc = topic_create(bus, name, len, hash, -1, 0, &t);
 				break;
