@@ -12,8 +12,6 @@
 #define MAX_CAPACITY (1u << 24)
 #define DEFAULT_SPIN 256u
 #define DEFAULT_MAX_PAYLOAD (1u << 20)
-#define BLOCK_SPINS 64
-#define BLOCK_YIELDS 16
 
 /* ---- allocation ------------------------------------------------------------ */
 
@@ -81,8 +79,8 @@ static int check_config(const ebus_config_t *c, unsigned *nexec)
 
 static void bus_free_memory(struct ebus *bus)
 {
-	struct lane *l, *next;
-	cds_list_for_each_entry_safe(l, next, &bus->lanes, bus_node)
+	struct lane *l;
+	EBUS_LIST_FOR_EACH_SAFE(l, &bus->lanes, struct lane, bus_node)
 		ebus_lane_free(bus, l);
 	ebus_stats_fini(bus);
 	if (bus->exec) {
@@ -343,11 +341,7 @@ static int full_block(struct ebus *bus, struct lane *lane, struct ebus_slot **sl
 			break;
 		if (ebus_past(deadline))
 			break;
-		if (spins < BLOCK_SPINS) {
-			ebus_cpu_relax();
-		} else if (spins < BLOCK_SPINS + BLOCK_YIELDS) {
-			sched_yield();
-		} else {
+		if (ebus_backoff(spins)) {
 			uint32_t v = progress_word(c.target);
 			atomic_store_explicit(&lane->space_wait, 1, memory_order_seq_cst);
 			if (!ebus_fence_heavy())
@@ -689,7 +683,7 @@ static void flush_take_chunk(struct flush_ctx *c)
 	struct lane *l;
 	c->n = 0;
 	c->more = false;
-	cds_list_for_each_entry(l, &c->bus->lanes, bus_node) {
+	EBUS_LIST_FOR_EACH(l, &c->bus->lanes, struct lane, bus_node) {
 		unsigned p;
 		if (l->exec != c->exec || l->id >= c->next_id)
 			continue;
@@ -862,7 +856,7 @@ static void wait_publishers(struct ebus *bus)
 		bool busy = false;
 		pthread_mutex_lock(&bus->lanes_lock);
 		struct producer *p;
-		cds_list_for_each_entry(p, &bus->producers, bus_node)
+		EBUS_LIST_FOR_EACH(p, &bus->producers, struct producer, bus_node)
 			if (atomic_load_explicit(&p->busy, memory_order_acquire))
 				busy = true;
 		pthread_mutex_unlock(&bus->lanes_lock);
@@ -948,7 +942,7 @@ static void exec_stats(struct ebus *bus, unsigned i, ebus_stats_t *s)
 	s->rejected_timeout += ex->ret_rejected_timeout;
 	s->lanes_created += ex->lanes_created;
 	struct lane *l;
-	cds_list_for_each_entry(l, &bus->lanes, bus_node) {
+	EBUS_LIST_FOR_EACH(l, &bus->lanes, struct lane, bus_node) {
 		if (l->exec != i)
 			continue;
 		s->published += ctr_get(&l->published);

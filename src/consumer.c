@@ -34,15 +34,12 @@
  */
 #include "internal.h"
 
-#include <limits.h>
 #include <sched.h>
 
 #define CONS_DEFAULT_CAPACITY 1024u
 #define CONS_MAX_CAPACITY (1u << 24)
 #define CONS_INLINE 48
 #define AWAIT_CAPACITY 4u
-#define WAIT_SPINS 64
-#define WAIT_YIELDS 16
 #define COMMIT_SPINS 64
 
 struct cons_rec {
@@ -107,21 +104,19 @@ static bool bus_open(struct ebus *bus)
 
 static void wake_consumer(struct ebus_consumer *c)
 {
-	if (atomic_exchange_explicit(&c->sleeping, 0, memory_order_seq_cst))
-		ebus_futex_wake(&c->sleeping, 1);
+	ebus_wake_edge(&c->sleeping);
 }
 
 static void wake_producers(struct ebus_consumer *c)
 {
-	atomic_fetch_add_explicit(&c->space_seq, 1, memory_order_seq_cst);
-	ebus_futex_wake(&c->space_seq, INT_MAX);
+	ebus_wake_all(&c->space_seq);
 }
 
 void ebus_consumers_notify(struct ebus *bus)
 {
 	pthread_mutex_lock(&bus->ctl_lock);
 	struct ebus_consumer *c;
-	cds_list_for_each_entry(c, &bus->consumers, bus_node) {
+	EBUS_LIST_FOR_EACH(c, &bus->consumers, struct ebus_consumer, bus_node) {
 		wake_producers(c);
 		wake_consumer(c);
 	}
@@ -171,11 +166,7 @@ static int block_for_space(struct ebus_consumer *c, struct cons_rec **out, unsig
 			return PUSH_OK;
 		if (!ebus_time_left(deadline, &left))
 			return PUSH_TIMEOUT;
-		if (spins < WAIT_SPINS) {
-			ebus_cpu_relax();
-		} else if (spins < WAIT_SPINS + WAIT_YIELDS) {
-			sched_yield();
-		} else {
+		if (ebus_backoff(spins)) {
 			uint32_t v;
 			v = atomic_load_explicit(&c->space_seq, memory_order_seq_cst);
 			atomic_fetch_add_explicit(&c->space_waiters, 1, memory_order_seq_cst);
@@ -431,11 +422,7 @@ static int consume(struct ebus_consumer *c, void *buf, size_t cap, ebus_message_
 			return EBUS_ERR_EMPTY;
 		if (!ebus_time_left(deadline, &left))
 			return EBUS_ERR_TIMEOUT;
-		if (spins < WAIT_SPINS) {
-			ebus_cpu_relax();
-		} else if (spins < WAIT_SPINS + WAIT_YIELDS) {
-			sched_yield();
-		} else {
+		if (ebus_backoff(spins)) {
 			atomic_store_explicit(&c->sleeping, 1, memory_order_seq_cst);
 			if (ebus_fence_heavy() && queue_empty(c) &&
 			    atomic_load_explicit(&bus->state, memory_order_seq_cst) != BUS_CLOSED)

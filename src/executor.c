@@ -94,14 +94,12 @@ void ebus_dispatch_slot(struct ebus *bus, struct ebus_slot *s, unsigned who, ebu
 
 void ebus_exec_wake(struct ebus_exec *ex)
 {
-	if (atomic_exchange_explicit(&ex->sleeping, 0, memory_order_seq_cst))
-		ebus_futex_wake(&ex->sleeping, 1);
+	ebus_wake_edge(&ex->sleeping);
 }
 
 void ebus_exec_notify_all(struct ebus_exec *ex)
 {
-	atomic_fetch_add_explicit(&ex->progress, 1, memory_order_seq_cst);
-	ebus_futex_wake(&ex->progress, INT32_MAX);
+	ebus_wake_all(&ex->progress);
 }
 
 /*

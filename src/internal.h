@@ -34,6 +34,22 @@
 #define EBUS_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define EBUS_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
+/*
+ * Walks a cds_list_head list of `type` entries linked through `member`.
+ * Unlike cds_list_for_each_entry it never forms an entry pointer from the
+ * list head itself (UBSan rightly flags that: our entries are 64-byte
+ * aligned, the head inside struct ebus is not). _SAFE allows removing the
+ * current entry.
+ */
+#define EBUS_LIST_FOR_EACH(pos, head, type, member)                                 \
+	for (struct cds_list_head *pos##_n_ = (head)->next;                          \
+	     pos##_n_ != (head) && ((pos) = cds_list_entry(pos##_n_, type, member), 1); \
+	     pos##_n_ = pos##_n_->next)
+#define EBUS_LIST_FOR_EACH_SAFE(pos, head, type, member)                            \
+	for (struct cds_list_head *pos##_n_ = (head)->next, *pos##_x_ = pos##_n_->next; \
+	     pos##_n_ != (head) && ((pos) = cds_list_entry(pos##_n_, type, member), 1); \
+	     pos##_n_ = pos##_x_, pos##_x_ = pos##_n_->next)
+
 /* ---- TSan annotations for edges made by ck's / liburcu's inline asm ---- */
 #if defined(__SANITIZE_THREAD__)
 #define EBUS_TSAN 1

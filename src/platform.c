@@ -88,6 +88,19 @@ bool ebus_test_membarrier_active(void)
 }
 #endif
 
+bool ebus_backoff(unsigned step)
+{
+	if (step < EBUS_BACKOFF_SPINS) {
+		ebus_cpu_relax();
+		return false;
+	}
+	if (step < EBUS_BACKOFF_SPINS + EBUS_BACKOFF_YIELDS) {
+		sched_yield();
+		return false;
+	}
+	return true;
+}
+
 uint64_t ebus_clock_ns(void)
 {
 	return ebus_now_ns();

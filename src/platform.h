@@ -13,6 +13,29 @@
 void ebus_futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns);
 void ebus_futex_wake(_Atomic uint32_t *word, int count);
 
+/* The two wakes of the library. Edge: a sleeper set `word` to 1 before
+ * sleeping on it; take it back to 0 and wake that one thread only if it
+ * was set (no system call otherwise). Broadcast: bump a sequence word that
+ * waiters read before they sleep on it, and wake them all. */
+static inline void ebus_wake_edge(_Atomic uint32_t *word)
+{
+	if (atomic_exchange_explicit(word, 0, memory_order_seq_cst))
+		ebus_futex_wake(word, 1);
+}
+static inline void ebus_wake_all(_Atomic uint32_t *seq)
+{
+	atomic_fetch_add_explicit(seq, 1, memory_order_seq_cst);
+	ebus_futex_wake(seq, INT32_MAX);
+}
+
+/* The library's backoff before sleeping, one step per failed check:
+ * EBUS_BACKOFF_SPINS pauses, then EBUS_BACKOFF_YIELDS yields; then it
+ * returns true and the caller sleeps on its futex word (after its
+ * announcement, heavy fence and re-check). */
+#define EBUS_BACKOFF_SPINS 64u
+#define EBUS_BACKOFF_YIELDS 16u
+bool ebus_backoff(unsigned step);
+
 /*
  * Asymmetric Dekker fences. The fast side (publishers) pays a compiler
  * barrier; the slow side (an executor about to park, a shutdown) pays one

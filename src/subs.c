@@ -367,7 +367,7 @@ int ebus_subs_for_new_topic(struct ebus *bus, struct ebus_topic_s *t, struct sub
 	uint32_t n = 0, j = 0;
 	struct subarr *a;
 	struct ebus_sub *s;
-	cds_list_for_each_entry(s, &bus->patterns, pat_node)
+	EBUS_LIST_FOR_EACH(s, &bus->patterns, struct ebus_sub, pat_node)
 		n += pattern_applies(s, t);
 	*out = NULL;
 	if (n == 0)
@@ -375,7 +375,7 @@ int ebus_subs_for_new_topic(struct ebus *bus, struct ebus_topic_s *t, struct sub
 	a = ebus_alloc(bus, arr_size(n), _Alignof(struct subarr));
 	if (!a)
 		return EBUS_ERR_NOMEM;
-	cds_list_for_each_entry(s, &bus->patterns, pat_node)
+	EBUS_LIST_FOR_EACH(s, &bus->patterns, struct ebus_sub, pat_node)
 		if (pattern_applies(s, t))
 			a->items[j++] = s;
 	a->n = n;
@@ -500,7 +500,7 @@ static size_t same_pattern(struct ebus *bus, const char *pattern, size_t plen)
 {
 	size_t n = 0;
 	struct ebus_sub *s;
-	cds_list_for_each_entry(s, &bus->patterns, pat_node)
+	EBUS_LIST_FOR_EACH(s, &bus->patterns, struct ebus_sub, pat_node)
 		n += s->patlen == plen && !memcmp(s->pattern, pattern, plen);
 	return n;
 }
@@ -529,7 +529,7 @@ int ebus_subscribe_pattern(ebus_t *bus, const char *pattern, ebus_handler_fn fn,
 	pthread_mutex_lock(&bus->ctl_lock);
 	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN)
 		return ctl_unlock(bus, EBUS_ERR_SHUTDOWN);
-	cds_list_for_each_entry(sub, &bus->patterns, pat_node)
+	EBUS_LIST_FOR_EACH(sub, &bus->patterns, struct ebus_sub, pat_node)
 		if (sub->fn == fn && sub->ctx == ctx && sub->patlen == plen &&
 		    !memcmp(sub->pattern, pattern, plen))
 			return ctl_unlock(bus, EBUS_ERR_DUPLICATE);
@@ -705,7 +705,7 @@ int ebus_call_serial(struct ebus *bus, struct ebus_sub *sub, const ebus_event_t 
 void ebus_subs_destroy(struct ebus *bus)
 {
 	ck_stack_entry_t *e;
-	struct ebus_sub *s, *next;
+	struct ebus_sub *s;
 	/* Lists handed to executors after they stopped taking them. */
 	for (unsigned i = 0; !bus->sync && i < bus->nexec; i++)
 		if (bus->exec[i])
@@ -722,7 +722,7 @@ void ebus_subs_destroy(struct ebus *bus)
 		ebus_free(bus, a, arr_size(a->n));
 		atomic_store_explicit(&t->subs, NULL, memory_order_relaxed);
 	}
-	cds_list_for_each_entry_safe(s, next, &bus->patterns, pat_node)
+	EBUS_LIST_FOR_EACH_SAFE(s, &bus->patterns, struct ebus_sub, pat_node)
 		ebus_free(bus, s, sub_size(s->patlen));
 	CDS_INIT_LIST_HEAD(&bus->patterns);
 	ebus_free(bus, bus->ids, bus->ids_cap * sizeof *bus->ids);

@@ -222,7 +222,7 @@ int ebus_registry_intern_matched(struct ebus *bus, const char *name, size_t len,
 	t = ebus_registry_find(bus, name, len, hash);
 	if (!t) {
 		struct ebus_sub *s;
-		cds_list_for_each_entry(s, &bus->patterns, pat_node) {
+		EBUS_LIST_FOR_EACH(s, &bus->patterns, struct ebus_sub, pat_node) {
 			if (ebus_pattern_matches(s->pattern, s->patlen, name, len)) {
 				rc = topic_create(bus, name, len, hash, -1, 0, &t);
 				break;
