@@ -571,17 +571,10 @@ static void *blk_publisher(void *arg)
  * then merely proves less, it cannot fail for it.) */
 static void wait_asleep(pid_t tid)
 {
-	char path[64], line[512];
-	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
 	for (;;) {
-		FILE *f = fopen(path, "r");
-		CHECK_MSG(f, "open %s: %s", path, strerror(errno));
-		size_t n = fread(line, 1, sizeof line - 1, f);
-		fclose(f);
-		line[n] = 0;
-		const char *p = strrchr(line, ')'); /* after "pid (comm)" */
-		CHECK(p && p[1] == ' ');
-		if (p[2] == 'S')
+		char st = tu_thread_state(tid);
+		CHECK_MSG(st != '?', "no readable /proc state for thread %d", (int)tid);
+		if (st == 'S')
 			return;
 		sched_yield();
 	}

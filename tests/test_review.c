@@ -8,7 +8,7 @@
  * point until the test has arranged the rest, so the interleaving happens
  * on every run. Threads are waited for on observable states only: a flag
  * set by a hook or handler, or a thread seen asleep in the kernel
- * (/proc/self/task/TID/stat state 'S'), never on elapsed time. A watchdog
+ * (tu_thread_state: 'S'), never on elapsed time. A watchdog
  * (alarm) turns a hang of a broken library into a failure with a message;
  * block timeouts in the configs only bound how long a broken library can
  * hang, and no correct run ever reaches them.
@@ -17,7 +17,6 @@
 #include "testhook.h"
 
 #include <signal.h>
-#include <sys/syscall.h>
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -35,30 +34,6 @@ static void watchdog(unsigned seconds)
 	alarm(seconds);
 }
 
-static pid_t gettid_(void)
-{
-	return (pid_t)syscall(SYS_gettid);
-}
-
-/* The scheduler state of one of our threads: 'R' running, 'S' asleep in
- * the kernel (a futex wait, here), ... */
-static char thread_state(pid_t tid)
-{
-	char path[64], buf[512];
-	FILE *f;
-	size_t n;
-	char *p;
-	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-	f = fopen(path, "r");
-	if (!f)
-		return '?';
-	n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : '?';
-}
-
 /* Waits until thread `tid` sleeps in the kernel, or `*done` is set.
  * Returns 1 if it was seen asleep, 0 if it finished first. */
 static int wait_asleep_or_done(_Atomic pid_t *tid, _Atomic int *done)
@@ -67,7 +42,7 @@ static int wait_asleep_or_done(_Atomic pid_t *tid, _Atomic int *done)
 		pid_t t = atomic_load(tid);
 		if (atomic_load(done))
 			return 0;
-		if (t && thread_state(t) == 'S')
+		if (t && tu_thread_state(t) == 'S')
 			return 1;
 		sched_yield();
 	}
@@ -189,7 +164,7 @@ static void *i1_b(void *arg)
 {
 	ebus_topic_t *t = arg, *warm = topic_on(i1_bus, "warm", 0);
 	uint64_t v = 0;
-	atomic_store(&i1_tid_b, gettid_());
+	atomic_store(&i1_tid_b, gettid());
 	CHECK_OK(ebus_publish(warm, &v, sizeof v)); /* B's lane exists */
 	atomic_store(&i1_b_warm, 1);
 	spin_until(&i1_go_b);
@@ -207,7 +182,7 @@ static void *i1_a(void *arg)
 	uint64_t v = 0, seen;
 	(void)arg;
 	i1_is_a = 1;
-	atomic_store(&i1_tid_a, gettid_());
+	atomic_store(&i1_tid_a, gettid());
 	CHECK_OK(ebus_publish(warm, &v, sizeof v));
 	spin_until(&i1_b_warm);
 	CHECK_OK(ebus_flush(i1_bus, 0)); /* both lanes are the executor's now */
@@ -216,7 +191,7 @@ static void *i1_a(void *arg)
 	for (int k = 0; k < 20; k++)
 		CHECK_OK(ebus_publish(mine, &v, sizeof v));
 	atomic_store(&i1_go_b, 1);
-	while (thread_state(atomic_load(&i1_tid_b)) != 'S')
+	while (tu_thread_state(atomic_load(&i1_tid_b)) != 'S')
 		sched_yield(); /* B's lane is full and B sleeps on it (it cannot end:
 		                  the executor is held, and B has 2000 to publish) */
 	i1_is_a = 2;
@@ -293,7 +268,7 @@ static int i2_blocked(const ebus_event_t *ev, void *ctx)
 static void *i2_flusher(void *arg)
 {
 	(void)arg;
-	atomic_store(&i2_tid, gettid_());
+	atomic_store(&i2_tid, gettid());
 	atomic_store(&i2_rc, ebus_flush(i2_bus, EBUS_FOREVER));
 	atomic_store(&i2_done, 1);
 	return NULL;
@@ -303,7 +278,7 @@ static void *i2_publisher(void *arg)
 {
 	int rc = EBUS_OK;
 	(void)arg;
-	atomic_store(&i2_tid, gettid_());
+	atomic_store(&i2_tid, gettid());
 	/* the executor holds one slot of its batch; two more fit, the third
 	 * blocks until the handler returns */
 	for (uint64_t k = 0; k < 3 && rc == EBUS_OK; k++)
@@ -383,7 +358,7 @@ static int i3_stopped(const ebus_event_t *ev, void *ctx)
 static void *i3_unsubscriber(void *arg)
 {
 	(void)arg;
-	atomic_store(&i3_unsub_tid, gettid_());
+	atomic_store(&i3_unsub_tid, gettid());
 	spin_until(&i3_running);
 	CHECK_OK(ebus_unsubscribe(i3_bus, i3_id));
 	atomic_store(&i3_unsub_done, 1);
@@ -701,7 +676,7 @@ static int i7_hook(int point, long arg)
 		 * on 1000 looks in a row, this executor held here) */
 		unsigned asleep = 0;
 		while (asleep < 1000 && !atomic_load(&i7_done_a)) {
-			asleep = thread_state(atomic_load(&i7_tid_a)) == 'S' ? asleep + 1 : 0;
+			asleep = tu_thread_state(atomic_load(&i7_tid_a)) == 'S' ? asleep + 1 : 0;
 			if (asleep == 0)
 				break;
 			sched_yield();
@@ -721,7 +696,7 @@ static int i7_hook(int point, long arg)
 			while (!atomic_load(&i7_done_b))
 				sched_yield();
 			while (!atomic_load(&i7_a_again) && asleep < 1000) {
-				asleep = thread_state(atomic_load(&i7_tid_a)) == 'S' ? asleep + 1 : 0;
+				asleep = tu_thread_state(atomic_load(&i7_tid_a)) == 'S' ? asleep + 1 : 0;
 				sched_yield();
 			}
 			atomic_store(&i7_armed, 1);
@@ -741,7 +716,7 @@ static int i7_gated(const ebus_event_t *ev, void *ctx)
 static void *i7_flush_b(void *arg)
 {
 	(void)arg;
-	atomic_store(&i7_tid_b, gettid_());
+	atomic_store(&i7_tid_b, gettid());
 	CHECK_OK(ebus_flush(i7_bus, 0));
 	atomic_store(&i7_done_b, 1);
 	return NULL;
@@ -751,7 +726,7 @@ static void *i7_flush_a(void *arg)
 {
 	(void)arg;
 	i7_is_a = 1;
-	atomic_store(&i7_tid_a, gettid_());
+	atomic_store(&i7_tid_a, gettid());
 	CHECK_OK(ebus_flush(i7_bus, 0));
 	atomic_store(&i7_done_a, 1);
 	return NULL;

@@ -220,6 +220,28 @@ static TU_UNUSED void tu_wait_u64_at_least(_Atomic uint64_t *flag, uint64_t want
 		sched_yield();
 }
 
+/* The scheduler state of thread `tid` of this process, from
+ * /proc/self/task/TID/stat: 'R' running, 'S' asleep in the kernel (a futex
+ * wait, in these tests), ...; '?' if it cannot be read (the thread ended).
+ * An observed state, for tests that must exercise a wake-up rather than a
+ * spinning or yielding waiter; never a timed sleep. */
+static TU_UNUSED char tu_thread_state(pid_t tid)
+{
+	char path[64], buf[512];
+	FILE *f;
+	size_t n;
+	const char *p;
+	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+	f = fopen(path, "r");
+	if (!f)
+		return '?';
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* after "pid (comm)" */
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
 /* ---- gate: a handler blocks until the test opens it ----------------------- */
 
 typedef struct tu_gate {
