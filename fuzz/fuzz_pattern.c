@@ -10,7 +10,7 @@
  * Built by -DEBUS_BUILD_FUZZ=ON with clang (fuzz/CMakeLists.txt); see
  * docs/testing.md for running it.
  */
-#include "internal.h"
+#include "topic.h"
 #include "pattern_ref.h"
 
 #include <stdio.h>

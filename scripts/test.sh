@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds ebus and runs every test three times: a normal build (warnings are
+# Checks the module layering of src/ (scripts/check-layers.sh), then builds
+# ebus and runs every test three times: a normal build (warnings are
 # errors), under ASan+UBSan, and under TSan; then builds the libFuzzer target
 # with clang and fuzzes the topic/pattern parser for a short, seeded session.
 #   scripts/test.sh                 short stress tier (CI)
@@ -17,6 +18,9 @@ fuzz_packages=()
 case " $builds " in *" fuzz "*) fuzz_packages=(clang libclang-rt-14-dev) ;; esac
 ebus_need_packages "${EBUS_BASE_PACKAGES[@]}" libasan8 libubsan1 libtsan2 libzmq3-dev libbenchmark-dev \
 	"${fuzz_packages[@]}"
+
+echo "== layering of src/ (scripts/check-layers.sh)"
+scripts/check-layers.sh
 
 jobs=$(nproc)
 export EBUS_STRESS_TIER=${EBUS_STRESS_TIER:-short}

@@ -1,5 +1,5 @@
 /*
- * Pull consumers: a pattern subscription whose handler copies each event
+ * Pull consumers (bus layer, beside bus.c): a pattern subscription whose handler copies each event
  * into a bounded queue that the application drains with ebus_consume.
  *
  * The queue is a typed ck_ring of 64-byte records (one cache line each):
@@ -32,7 +32,7 @@
  * counters have several writers (handlers on several threads) and use
  * relaxed atomic adds: this path copies a payload and CASes p_head anyway.
  */
-#include "internal.h"
+#include "bus.h"
 
 #include <sched.h>
 
@@ -40,7 +40,6 @@
 #define CONS_MAX_CAPACITY (1u << 24)
 #define CONS_INLINE 48
 #define AWAIT_CAPACITY 4u
-#define COMMIT_SPINS 64
 
 struct cons_rec {
 	struct ebus_topic_s *topic;
@@ -75,7 +74,7 @@ struct ebus_consumer {
 	struct ebus *bus;
 	ebus_sub_id sub;
 	ebus_full_policy policy;
-	struct cds_list_head bus_node; /* bus->consumers, under ctl_lock */
+	struct cds_list_head bus_node; /* bus->consumers, under consumers_lock */
 };
 
 /* A process-wide id per thread, for "is the producer the consumer's own
@@ -114,13 +113,13 @@ static void wake_producers(struct ebus_consumer *c)
 
 void ebus_consumers_notify(struct ebus *bus)
 {
-	pthread_mutex_lock(&bus->ctl_lock);
 	struct ebus_consumer *c;
+	pthread_mutex_lock(&bus->consumers_lock);
 	EBUS_LIST_FOR_EACH(c, &bus->consumers, struct ebus_consumer, bus_node) {
 		wake_producers(c);
 		wake_consumer(c);
 	}
-	pthread_mutex_unlock(&bus->ctl_lock);
+	pthread_mutex_unlock(&bus->consumers_lock);
 }
 
 /* ---- producer side: the subscription's handler ------------------------------ */
@@ -149,50 +148,63 @@ static bool closed_for_push(struct ebus_consumer *c)
 	return atomic_load_explicit(&c->closing, memory_order_seq_cst) || !bus_open(c->bus);
 }
 
-/* EBUS_FULL_BLOCK: spin, yield, then sleep on space_seq until a record is
- * free, the consumer closes, the bus shuts down or block_timeout_ns passes. */
+/* EBUS_FULL_BLOCK: wait (ebus_wait_for) on space_seq until a record is free,
+ * the consumer closes, the bus shuts down or block_timeout_ns passes. */
+struct space_ctx {
+	struct ebus_waiter w;
+	struct ebus_consumer *c;
+	struct cons_rec *r;
+	unsigned ticket;
+};
+
+static int space_check(struct ebus_waiter *w)
+{
+	struct space_ctx *x = EBUS_CONTAINER(w, struct space_ctx, w);
+	if (closed_for_push(x->c))
+		return PUSH_SHUTDOWN;
+	x->r = reserve(x->c, &x->ticket);
+	return x->r ? PUSH_OK : EBUS_WAIT_AGAIN;
+}
+
+static uint32_t space_announce(struct ebus_waiter *w)
+{
+	struct space_ctx *x = EBUS_CONTAINER(w, struct space_ctx, w);
+	uint32_t v = atomic_load_explicit(&x->c->space_seq, memory_order_seq_cst);
+	atomic_fetch_add_explicit(&x->c->space_waiters, 1, memory_order_seq_cst);
+	EBUS_TEST_STALL(EBUS_TP_CONSUMER_FULL_SLEEP, -1);
+	return v;
+}
+
+static void space_retract(struct ebus_waiter *w)
+{
+	struct space_ctx *x = EBUS_CONTAINER(w, struct space_ctx, w);
+	atomic_fetch_sub_explicit(&x->c->space_waiters, 1, memory_order_relaxed);
+}
+
 static int block_for_space(struct ebus_consumer *c, struct cons_rec **out, unsigned *ticket)
 {
-	uint64_t deadline = ebus_deadline_after(c->bus->block_timeout_ns), left;
+	struct space_ctx x = { { space_check, space_announce, space_retract, &c->space_seq,
+		                 ebus_deadline_after(c->bus->block_timeout_ns) },
+		               c, NULL, 0 };
+	int rc;
 
 	/* The consumer's own thread (a synchronous publish, or a handler on the
 	 * thread that consumes) would wait for itself. */
 	if (atomic_load_explicit(&c->last_thread, memory_order_relaxed) == self_id())
 		return PUSH_FULL;
-	for (unsigned spins = 0;; spins++) {
-		if (closed_for_push(c))
-			return PUSH_SHUTDOWN;
-		if ((*out = reserve(c, ticket)) != NULL)
-			return PUSH_OK;
-		if (!ebus_time_left(deadline, &left))
-			return PUSH_TIMEOUT;
-		if (ebus_backoff(spins)) {
-			uint32_t v;
-			v = atomic_load_explicit(&c->space_seq, memory_order_seq_cst);
-			atomic_fetch_add_explicit(&c->space_waiters, 1, memory_order_seq_cst);
-			if (ebus_fence_heavy() && !closed_for_push(c) &&
-			    (*out = reserve(c, ticket)) == NULL) {
-				EBUS_TEST_STALL(EBUS_TP_CONSUMER_FULL_SLEEP, -1);
-				ebus_futex_wait(&c->space_seq, v, left);
-			}
-			atomic_fetch_sub_explicit(&c->space_waiters, 1, memory_order_relaxed);
-			if (*out)
-				return PUSH_OK;
-		}
-	}
+	rc = ebus_wait_for(&x.w);
+	*out = x.r;
+	*ticket = x.ticket;
+	return rc == EBUS_ERR_TIMEOUT ? PUSH_TIMEOUT : rc;
 }
 
 /* Commits in ticket order, as ck's commit does, but yields while an earlier
  * producer (possibly preempted) has not committed yet. */
 static void commit(struct ebus_consumer *c, unsigned ticket)
 {
-	for (unsigned spins = 0; __atomic_load_n(&c->ring.p_tail, __ATOMIC_ACQUIRE) != ticket;
-	     spins++) {
-		if (spins < COMMIT_SPINS)
-			ebus_cpu_relax();
-		else
-			sched_yield();
-	}
+	for (unsigned step = 0; __atomic_load_n(&c->ring.p_tail, __ATOMIC_ACQUIRE) != ticket; step++)
+		if (ebus_backoff(step))
+			sched_yield(); /* the earlier producer has no one to wake us */
 	EBUS_TSAN_RELEASE(&c->ring.p_tail);
 	__atomic_store_n(&c->ring.p_tail, ticket + 1, __ATOMIC_RELEASE);
 }
@@ -207,7 +219,7 @@ static int consumer_handler(const ebus_event_t *ev, void *ctx)
 	int rc = PUSH_OK;
 
 	if (ev->len > CONS_INLINE) {
-		copy = ebus_alloc(bus, ev->len, 16);
+		copy = ebus_alloc(&bus->alloc, ev->len, 16);
 		if (!copy) {
 			count(&c->dropped_nomem);
 			return 0;
@@ -222,7 +234,7 @@ static int consumer_handler(const ebus_event_t *ev, void *ctx)
 			break;
 		case EBUS_FULL_DROP:
 			count(&c->dropped_full);
-			ebus_free(bus, copy, ev->len);
+			ebus_free(&bus->alloc, copy, ev->len);
 			return 0;
 		default:
 			rc = block_for_space(c, &r, &ticket);
@@ -232,7 +244,7 @@ static int consumer_handler(const ebus_event_t *ev, void *ctx)
 		count(rc == PUSH_FULL ? &c->rejected_full
 		      : rc == PUSH_TIMEOUT ? &c->rejected_timeout
 		                           : &c->dropped_shutdown);
-		ebus_free(bus, copy, ev->len);
+		ebus_free(&bus->alloc, copy, ev->len);
 		return 0; /* the loss is the consumer's, counted there: not a handler error */
 	}
 	r->topic = ev->topic;
@@ -260,10 +272,10 @@ static void consumer_free(struct ebus_consumer *c)
 	for (; h != t; h++) {
 		struct cons_rec *r = &c->buf[h & c->ring.mask];
 		if (r->len > CONS_INLINE)
-			ebus_free(bus, r->u.ptr, r->len);
+			ebus_free(&bus->alloc, r->u.ptr, r->len);
 	}
-	ebus_free(bus, c->buf, (size_t)ck_ring_capacity(&c->ring) * sizeof *c->buf);
-	ebus_free(bus, c, sizeof *c);
+	ebus_free(&bus->alloc, c->buf, (size_t)ck_ring_capacity(&c->ring) * sizeof *c->buf);
+	ebus_free(&bus->alloc, c, sizeof *c);
 }
 
 static void consumer_released(void *ctx)
@@ -274,17 +286,17 @@ static void consumer_released(void *ctx)
 static void link_consumer(struct ebus_consumer *c)
 {
 	struct ebus *bus = c->bus;
-	pthread_mutex_lock(&bus->ctl_lock);
+	pthread_mutex_lock(&bus->consumers_lock);
 	cds_list_add(&c->bus_node, &bus->consumers);
-	pthread_mutex_unlock(&bus->ctl_lock);
+	pthread_mutex_unlock(&bus->consumers_lock);
 }
 
 static void unlink_consumer(struct ebus_consumer *c)
 {
 	struct ebus *bus = c->bus;
-	pthread_mutex_lock(&bus->ctl_lock);
+	pthread_mutex_lock(&bus->consumers_lock);
 	cds_list_del(&c->bus_node);
-	pthread_mutex_unlock(&bus->ctl_lock);
+	pthread_mutex_unlock(&bus->consumers_lock);
 }
 
 static int consumer_create(ebus_t *bus, const char *pattern, unsigned capacity,
@@ -302,12 +314,12 @@ static int consumer_create(ebus_t *bus, const char *pattern, unsigned capacity,
 	rc = ebus_pattern_validate(pattern); /* before allocating anything */
 	if (rc)
 		return rc;
-	c = ebus_zalloc(bus, sizeof *c, EBUS_CL);
+	c = ebus_zalloc(&bus->alloc, sizeof *c, EBUS_CL);
 	if (!c)
 		return EBUS_ERR_NOMEM;
-	c->buf = ebus_alloc(bus, (size_t)capacity * sizeof *c->buf, EBUS_CL);
+	c->buf = ebus_alloc(&bus->alloc, (size_t)capacity * sizeof *c->buf, EBUS_CL);
 	if (!c->buf) {
-		ebus_free(bus, c, sizeof *c);
+		ebus_free(&bus->alloc, c, sizeof *c);
 		return EBUS_ERR_NOMEM;
 	}
 	ck_ring_init(&c->ring, capacity);
@@ -355,25 +367,18 @@ void ebus_consumer_destroy(ebus_consumer_t *c)
 /* A waiting call from a thread that the bus needs to make progress. */
 static bool would_deadlock(struct ebus *bus)
 {
-	return (ebus_tls_exec && ebus_tls_exec->bus == bus) || (bus->sync && ebus_tls_sync_depth > 0);
+	return ebus_on_executor_of(&bus->env) || (bus->sync && ebus_tls_sync_depth > 0);
 }
 
-static bool queue_empty(struct ebus_consumer *c)
-{
-	return __atomic_load_n(&c->ring.p_tail, __ATOMIC_ACQUIRE) ==
-	       __atomic_load_n(&c->ring.c_head, __ATOMIC_RELAXED);
-}
-
-/* Takes the head record: EBUS_OK, EBUS_ERR_EMPTY or EBUS_ERR_BUFFER. */
+/* Takes the head record (the ring view of lane.h, one record at a time):
+ * EBUS_OK, EBUS_ERR_EMPTY or EBUS_ERR_BUFFER. */
 static int take(struct ebus_consumer *c, void *buf, size_t cap, ebus_message_t *msg)
 {
-	unsigned h = __atomic_load_n(&c->ring.c_head, __ATOMIC_RELAXED);
-	unsigned t = __atomic_load_n(&c->ring.p_tail, __ATOMIC_ACQUIRE);
+	unsigned h;
 	struct cons_rec *r;
 
-	if (h == t)
+	if (ebus_ring_peek(&c->ring, &h) == 0)
 		return EBUS_ERR_EMPTY;
-	EBUS_TSAN_ACQUIRE(&c->ring.p_tail); /* pairs with the producer's commit */
 	r = &c->buf[h & c->ring.mask];
 	msg->topic = r->topic;
 	msg->len = r->len;
@@ -381,12 +386,11 @@ static int take(struct ebus_consumer *c, void *buf, size_t cap, ebus_message_t *
 		return EBUS_ERR_BUFFER; /* stays queued */
 	if (r->len > CONS_INLINE) {
 		memcpy(buf, r->u.ptr, r->len);
-		ebus_free(c->bus, r->u.ptr, r->len);
+		ebus_free(&c->bus->alloc, r->u.ptr, r->len);
 	} else if (r->len) {
 		memcpy(buf, r->u.data, r->len);
 	}
-	EBUS_TSAN_RELEASE(&c->ring.c_head); /* record reads before a producer reuses it */
-	__atomic_store_n(&c->ring.c_head, h + 1, __ATOMIC_RELEASE);
+	ebus_ring_release(&c->ring, h + 1);
 	ctr_add(&c->consumed, 1);
 	ebus_fence_light(); /* pairs with a blocked producer's heavy fence */
 	if (atomic_load_explicit(&c->space_waiters, memory_order_relaxed))
@@ -394,42 +398,62 @@ static int take(struct ebus_consumer *c, void *buf, size_t cap, ebus_message_t *
 	return EBUS_OK;
 }
 
+struct take_ctx {
+	struct ebus_waiter w;
+	struct ebus_consumer *c;
+	void *buf;
+	size_t cap;
+	ebus_message_t *msg;
+};
+
+/* A record, or the bus closed with none left. */
+static int take_check(struct ebus_waiter *w)
+{
+	struct take_ctx *x = EBUS_CONTAINER(w, struct take_ctx, w);
+	int rc = take(x->c, x->buf, x->cap, x->msg);
+	if (rc != EBUS_ERR_EMPTY)
+		return rc;
+	if (atomic_load_explicit(&x->c->bus->state, memory_order_seq_cst) == BUS_CLOSED) {
+		/* Every handler finished before CLOSED was stored: look once more. */
+		rc = take(x->c, x->buf, x->cap, x->msg);
+		return rc == EBUS_ERR_EMPTY ? EBUS_ERR_SHUTDOWN : rc;
+	}
+	return EBUS_WAIT_AGAIN;
+}
+
+static uint32_t take_announce(struct ebus_waiter *w)
+{
+	struct take_ctx *x = EBUS_CONTAINER(w, struct take_ctx, w);
+	atomic_store_explicit(&x->c->sleeping, 1, memory_order_seq_cst);
+	return 1; /* a producer's commit takes it back to 0 before waking */
+}
+
+static void take_retract(struct ebus_waiter *w)
+{
+	struct take_ctx *x = EBUS_CONTAINER(w, struct take_ctx, w);
+	atomic_store_explicit(&x->c->sleeping, 0, memory_order_relaxed);
+}
+
 /* deadline: 0 = poll (EBUS_ERR_EMPTY), EBUS_DEADLINE_NONE = forever, else
  * absolute. */
 static int consume(struct ebus_consumer *c, void *buf, size_t cap, ebus_message_t *msg,
                    uint64_t deadline)
 {
-	struct ebus *bus;
+	struct take_ctx x = { { take_check, take_announce, take_retract, NULL, deadline },
+		              c, buf, cap, msg };
 	int rc;
 
 	if (!c || !msg || (!buf && cap))
 		return EBUS_ERR_NULL;
-	bus = c->bus;
-	if (deadline && would_deadlock(bus))
+	if (deadline && would_deadlock(c->bus))
 		return EBUS_ERR_DEADLOCK;
 	atomic_store_explicit(&c->last_thread, self_id(), memory_order_relaxed);
-	for (unsigned spins = 0;; spins++) {
-		uint64_t left = 0;
-		rc = take(c, buf, cap, msg);
-		if (rc != EBUS_ERR_EMPTY)
-			return rc;
-		if (atomic_load_explicit(&bus->state, memory_order_acquire) == BUS_CLOSED) {
-			/* Every handler finished before CLOSED was stored: look once more. */
-			rc = take(c, buf, cap, msg);
-			return rc == EBUS_ERR_EMPTY ? EBUS_ERR_SHUTDOWN : rc;
-		}
-		if (!deadline)
-			return EBUS_ERR_EMPTY;
-		if (!ebus_time_left(deadline, &left))
-			return EBUS_ERR_TIMEOUT;
-		if (ebus_backoff(spins)) {
-			atomic_store_explicit(&c->sleeping, 1, memory_order_seq_cst);
-			if (ebus_fence_heavy() && queue_empty(c) &&
-			    atomic_load_explicit(&bus->state, memory_order_seq_cst) != BUS_CLOSED)
-				ebus_futex_wait(&c->sleeping, 1, left);
-			atomic_store_explicit(&c->sleeping, 0, memory_order_relaxed);
-		}
+	x.w.word = &c->sleeping;
+	if (!deadline) {
+		rc = take_check(&x.w);
+		return rc == EBUS_WAIT_AGAIN ? EBUS_ERR_EMPTY : rc;
 	}
+	return ebus_wait_for(&x.w);
 }
 
 int ebus_consume(ebus_consumer_t *c, void *buf, size_t cap, ebus_message_t *msg,

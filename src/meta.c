@@ -1,5 +1,5 @@
 /*
- * Meta events (config.meta_events): the bus reports on itself through
+ * Meta events (bus layer, beside bus.c; config.meta_events): the bus reports on itself through
  * ordinary topics under the reserved prefix "$ebus.".
  *
  * They travel like any event, with three differences: they bypass the
@@ -10,7 +10,7 @@
  * Idle events are emitted only after ordinary work, so meta events handled
  * on an executor never cause more of them.
  */
-#include "internal.h"
+#include "bus.h"
 
 static const char *const meta_names[META_N] = {
 	[META_SUB_ADDED] = EBUS_META_SUB_ADDED,
@@ -30,7 +30,8 @@ static const int meta_kinds[META_N] = {
 	[META_ERROR] = EBUS_META_KIND_HANDLER_ERROR,
 };
 
-/* Before the executors start. */
+/* Before the executors start: the topics, the executor layer's hooks,
+ * and the config's handler. */
 int ebus_meta_init(struct ebus *bus, const ebus_config_t *cfg)
 {
 	ebus_sub_id id;
@@ -38,10 +39,17 @@ int ebus_meta_init(struct ebus *bus, const ebus_config_t *cfg)
 	if (!cfg->meta_events)
 		return EBUS_OK;
 	for (int i = 0; i < META_N; i++) {
-		rc = ebus_registry_intern(bus, meta_names[i], -1, 0, &bus->meta[i]);
+		size_t len = strlen(meta_names[i]);
+		rc = ebus_subs_intern(&bus->subs, meta_names[i], len, ebus_hash(meta_names[i], len), -1,
+		                      0, &bus->meta[i]);
 		if (rc)
 			return rc;
 	}
+	bus->env.meta_emit = ebus_meta_emit_hook;
+	bus->env.meta_handled = ebus_meta_handled_hook;
+	bus->env.at_exit = ebus_meta_at_exit_hook;
+	bus->env.meta_error = true;
+	bus->env.meta_idle = true;
 	if (!cfg->meta_handler)
 		return EBUS_OK;
 	return ebus_subscribe_pattern(bus, EBUS_META_PREFIX ">", cfg->meta_handler,
@@ -74,21 +82,28 @@ void ebus_meta_emit(struct ebus *bus, int which, int executor, ebus_sub_id sub, 
 	(void)ebus_publish_internal(bus->meta[which], &m, sizeof m);
 }
 
-/*
- * Meta events executor `ex` has taken out of its lanes so far: the counters
- * of the meta topics it owns (meta topics are ordered, so one block each,
- * written by this executor). Read only when an idle event is due, so the
- * drain loop pays nothing to tell meta events apart.
- */
-uint64_t ebus_meta_handled(struct ebus_exec *ex)
+void ebus_meta_emit_hook(void *bus, int which, int executor, ebus_sub_id sub, uint64_t count,
+                         int rc, const char *name, size_t namelen)
 {
+	ebus_meta_emit(bus, which, executor, sub, count, rc, name, namelen);
+}
+
+/*
+ * Meta events executor `exec` has taken out of its lanes so far: the
+ * counters of the meta topics it owns (meta topics are ordered, so one
+ * block each, written by that executor). Read only when an idle event is
+ * due, so the drain loop pays nothing to tell meta events apart.
+ */
+uint64_t ebus_meta_handled_hook(void *ctx, unsigned exec)
+{
+	struct ebus *bus = ctx;
 	uint64_t n = 0;
 	for (int i = 0; i < META_N; i++) {
-		struct ebus_topic_s *t = ex->bus->meta[i];
+		struct ebus_topic_s *t = bus->meta[i];
 		struct topic_ctrs *tc;
-		if (!t || t->executor != ex->index)
+		if (!t || t->executor != exec)
 			continue;
-		tc = topic_ctrs_of(t, ex->index);
+		tc = topic_ctrs_of(t, exec);
 		n += ctr_get(&tc->delivered) + ctr_get(&tc->dropped_no_sub) +
 		     ctr_get(&tc->dropped_shutdown);
 	}
@@ -96,31 +111,21 @@ uint64_t ebus_meta_handled(struct ebus_exec *ex)
 }
 
 /*
- * On the executor that owns executor.stopped, at its exit, after
- * ebus_shutdown joined every other executor (bus.c stop_executors) and this
- * one drained its lanes: one event per executor, dispatched here rather
- * than queued (nothing is taken from lanes any more). The counters are this
- * executor's own; published is counted too, to keep published == delivered
- * + dropped.
+ * At every executor's exit; acts on the one that owns executor.stopped,
+ * after ebus_shutdown joined every other executor (bus.c stop_executors)
+ * and this one drained its lanes: one event per executor, dispatched there
+ * and then rather than queued (nothing is taken from lanes any more),
+ * counted as published and delivered by that executor.
  */
-void ebus_meta_stopped(struct ebus_exec *home)
+void ebus_meta_at_exit_hook(void *ctx, struct ebus_exec *home)
 {
-	struct ebus *bus = home->bus;
+	struct ebus *bus = ctx;
 	struct ebus_topic_s *t = bus->meta[META_STOPPED];
+	if (!bus->emit_stopped || !t || t->executor != ebus_exec_index(home))
+		return;
 	for (unsigned i = 0; i < bus->nexec; i++) {
 		ebus_meta_t m;
-		struct ebus_slot s;
 		meta_fill(&m, META_STOPPED, (int)i, 0, 0, 0, NULL, 0);
-		memset(&s, 0, sizeof s);
-		s.topic = t;
-		s.len = sizeof m;
-		s.kind = SLOT_REF; /* no release: m is ours */
-		s.u.ref.ptr = &m;
-		pthread_mutex_lock(&bus->lanes_lock);
-		home->ret_published++;
-		pthread_mutex_unlock(&bus->lanes_lock);
-		ebus_dispatch_slot(bus, &s, home->index, &home->delivered, &home->handler_calls,
-		                   &home->handler_errors, &home->dropped_no_sub);
-		ctr_add_release(&home->finished, 1);
+		ebus_exec_dispatch_direct(home, t, &m, sizeof m);
 	}
 }

@@ -18,7 +18,7 @@
  *     wildcard in the same token ("*a", "**"): EBUS_ERR_PATTERN_WILDCARD.
  * At the end, an empty last token (or "." handled above): EMPTY_TOKEN.
  */
-#include "internal.h"
+#include "topic.h"
 
 #define META_PREFIX_LEN (sizeof EBUS_META_PREFIX - 1)
 

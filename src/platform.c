@@ -1,10 +1,12 @@
-/* Linux implementation of platform.h. */
-#include "platform.h"
+/* Linux implementation of platform.h, and base.h's allocation functions. */
+#include "base.h" /* platform.h, and the allocation functions defined here */
 
 #include "ebus/ebus.h"
 #include "testhook.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
@@ -99,6 +101,64 @@ bool ebus_backoff(unsigned step)
 		return false;
 	}
 	return true;
+}
+
+int ebus_wait_for(struct ebus_waiter *w)
+{
+	for (unsigned step = 0;; step++) {
+		uint64_t left;
+		uint32_t v;
+		int r = w->check(w);
+		if (r != EBUS_WAIT_AGAIN)
+			return r;
+		if (!ebus_time_left(w->deadline, &left))
+			return EBUS_ERR_TIMEOUT;
+		if (!ebus_backoff(step))
+			continue;
+		v = w->announce(w);
+		if (!w->word) {
+			sched_yield();
+			continue;
+		}
+		if (ebus_fence_heavy() && (r = w->check(w)) == EBUS_WAIT_AGAIN)
+			ebus_futex_wait(w->word, v, left);
+		if (w->retract)
+			w->retract(w);
+		if (r != EBUS_WAIT_AGAIN)
+			return r;
+	}
+}
+
+/* ---- allocation (base.h) ----------------------------------------------------- */
+
+void *ebus_alloc(const ebus_allocator_t *a, size_t size, size_t align)
+{
+	void *p = NULL;
+	if (align < sizeof(void *))
+		align = sizeof(void *);
+	if (a->alloc)
+		return a->alloc(size, align, a->ctx);
+	if (posix_memalign(&p, align, size ? size : 1) != 0)
+		return NULL;
+	return p;
+}
+
+void *ebus_zalloc(const ebus_allocator_t *a, size_t size, size_t align)
+{
+	void *p = ebus_alloc(a, size, align);
+	if (p)
+		memset(p, 0, size);
+	return p;
+}
+
+void ebus_free(const ebus_allocator_t *a, void *p, size_t size)
+{
+	if (!p)
+		return;
+	if (a->free)
+		a->free(p, size, a->ctx);
+	else
+		free(p);
 }
 
 uint64_t ebus_clock_ns(void)

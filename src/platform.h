@@ -1,5 +1,9 @@
-/* Platform layer: futex, asymmetric fences (membarrier), clocks, affinity.
- * Linux only for now; everything OS-specific lives behind these calls. */
+/*
+ * Platform layer: futex, asymmetric fences (membarrier), clocks, deadlines,
+ * the library's one wait loop, affinity. Linux only for now; everything
+ * OS-specific lives behind these calls. Every function is safe from any
+ * thread; none allocates. Nothing here knows about buses.
+ */
 #ifndef EBUS_PLATFORM_H
 #define EBUS_PLATFORM_H
 
@@ -30,8 +34,7 @@ static inline void ebus_wake_all(_Atomic uint32_t *seq)
 
 /* The library's backoff before sleeping, one step per failed check:
  * EBUS_BACKOFF_SPINS pauses, then EBUS_BACKOFF_YIELDS yields; then it
- * returns true and the caller sleeps on its futex word (after its
- * announcement, heavy fence and re-check). */
+ * returns true and the caller sleeps (ebus_wait_for) or yields. */
 #define EBUS_BACKOFF_SPINS 64u
 #define EBUS_BACKOFF_YIELDS 16u
 bool ebus_backoff(unsigned step);
@@ -116,6 +119,37 @@ static inline bool ebus_past(uint64_t deadline)
 	uint64_t left;
 	return !ebus_time_left(deadline, &left);
 }
+
+/*
+ * The one wait loop of the library: spin, then yield (ebus_backoff), then
+ * sleep on a futex word, until check() ends the wait or the deadline
+ * passes. Every blocking call (flush, a publish on a full lane, a handler
+ * on a full pull-consumer queue, ebus_consume, a serial subscription's
+ * guard) is one of these.
+ *
+ *  check     returns EBUS_WAIT_AGAIN to go on waiting; anything else ends
+ *            the wait and is returned.
+ *  announce  before each sleep: tells the waking side that someone sleeps
+ *            (a flag, a counter) and returns the value of *word to sleep
+ *            on, read BEFORE the announcement; the waker changes *word
+ *            after the event and after reading the announcement.
+ *  retract   after each sleep (may be NULL).
+ *  word      the futex word; NULL: no sleeping (the event has no waker),
+ *            announce is called and the thread yields.
+ * Lost-wakeup-safe: announce; heavy fence; check again; futex wait. A
+ * failed heavy fence (platform.c) proves nothing, so no sleep follows it.
+ * Returns check's value, or EBUS_ERR_TIMEOUT once the deadline has passed
+ * (EBUS_DEADLINE_NONE: never).
+ */
+#define EBUS_WAIT_AGAIN (-1)
+struct ebus_waiter {
+	int (*check)(struct ebus_waiter *w);
+	uint32_t (*announce)(struct ebus_waiter *w);
+	void (*retract)(struct ebus_waiter *w);
+	_Atomic uint32_t *word;
+	uint64_t deadline;
+};
+int ebus_wait_for(struct ebus_waiter *w);
 
 /* EBUS_OK if cpu may be used by this process, else EBUS_ERR_CPU. */
 int ebus_cpu_check(int cpu);

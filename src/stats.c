@@ -1,6 +1,7 @@
 /*
- * Observability: per-topic counters, the publish-to-dispatch latency
- * histogram, snapshots and their Prometheus text rendering.
+ * Statistics (bus layer, beside bus.c): ebus_stats, snapshots and their
+ * Prometheus text rendering. Every counter is its owner's (lanes, executors,
+ * stripes, topics, the bus), read here through the owner's read function.
  *
  * Writers never synchronise with readers. Every counter has one writer (a
  * publisher's lane, an executor, or the thread holding a stripe lock in
@@ -8,91 +9,53 @@
  * (ctr_add); readers use relaxed loads. The exceptions are the per-topic
  * losses on a full lane (dropped_full, rejected_*), which any publisher of
  * the topic may hit: those happen on the slow path only, where an atomic
- * fetch_add costs nothing that matters. (ebus_stats itself lives in bus.c.)
+ * fetch_add costs nothing that matters.
  *
  * Topic counters sit on their own cache line in the topic (publishers read
  * the topic's first line on every publish). An unordered topic is
  * dispatched by every executor, so it gets one block per executor, indexed
- * by the dispatching executor (topic_ctrs_of in internal.h); a snapshot
+ * by the dispatching executor (topic_ctrs_of in topic.h); a snapshot
  * sums them.
  */
-#include "internal.h"
+#include "bus.h"
+#include "stats.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-/* ---- setup ------------------------------------------------------------------ */
+/* ---- ebus_stats ------------------------------------------------------------- */
 
-static struct ebus_hist **hist_slot(struct ebus *bus, unsigned i)
+int ebus_stats(ebus_t *bus, int executor, ebus_stats_t *out)
 {
-	if (bus->sync)
-		return bus->stripes ? &bus->stripes[i].hist : NULL;
-	return bus->exec && bus->exec[i] ? &bus->exec[i]->hist : NULL;
-}
-
-/* Called by ebus_create before any executor starts (pthread_create
- * publishes the pointers to the executors). */
-int ebus_stats_init(struct ebus *bus, const ebus_config_t *cfg)
-{
-	if (!cfg->timestamps)
-		return EBUS_OK;
+	if (!bus || !out)
+		return EBUS_ERR_NULL;
+	if (executor >= 0 && (unsigned)executor >= bus->nexec)
+		return EBUS_ERR_EXECUTOR;
+	memset(out, 0, sizeof *out);
 	for (unsigned i = 0; i < bus->nexec; i++) {
-		struct ebus_hist **slot = hist_slot(bus, i);
-		if (!slot)
+		if (executor >= 0 && (unsigned)executor != i)
 			continue;
-		*slot = ebus_zalloc(bus, sizeof **slot, EBUS_CL);
-		if (!*slot)
-			return EBUS_ERR_NOMEM; /* ebus_stats_fini frees the others */
+		if (bus->sync) {
+			ebus_sync_stats(bus, i, out);
+		} else {
+			ebus_exec_stats(bus->exec[i], out);
+			ebus_lane_set_stats(&bus->lanes, i, out);
+		}
+	}
+	if (executor < 0) {
+		uint64_t u = atomic_load_explicit(&bus->unknown_name_drops, memory_order_relaxed);
+		out->published += u;
+		out->dropped_no_subscriber += u;
+		out->rejected_shutdown = atomic_load_explicit(&bus->rejected_shutdown, memory_order_relaxed);
 	}
 	return EBUS_OK;
 }
 
-void ebus_stats_fini(struct ebus *bus)
+static struct ebus_hist *hist_of(struct ebus *bus, unsigned i)
 {
-	for (unsigned i = 0; i < bus->nexec; i++) {
-		struct ebus_hist **slot = hist_slot(bus, i);
-		if (slot && *slot) {
-			ebus_free(bus, *slot, sizeof **slot);
-			*slot = NULL;
-		}
-	}
-}
-
-/* At intern time, before the topic is visible to anyone. */
-int ebus_topic_stats_init(struct ebus *bus, struct ebus_topic_s *t)
-{
-	if (!(t->flags & EBUS_TOPIC_UNORDERED))
-		return EBUS_OK; /* ctrs.one is zeroed with the topic */
-	t->ctrs.per_exec = ebus_zalloc(bus, bus->nexec * sizeof(struct topic_ctrs), EBUS_CL);
-	return t->ctrs.per_exec ? EBUS_OK : EBUS_ERR_NOMEM;
-}
-
-void ebus_topic_stats_fini(struct ebus *bus, struct ebus_topic_s *t)
-{
-	if (t->flags & EBUS_TOPIC_UNORDERED) {
-		ebus_free(bus, t->ctrs.per_exec, bus->nexec * sizeof(struct topic_ctrs));
-		t->ctrs.per_exec = NULL;
-	}
-}
-
-void ebus_topic_count_refused(struct ebus_topic_s *t, int rc)
-{
-	switch (rc) {
-	case EBUS_ERR_FULL:
-	case EBUS_ERR_DEADLOCK:
-		atomic_fetch_add_explicit(&t->rejected_full, 1, memory_order_relaxed);
-		break;
-	case EBUS_DROPPED:
-		atomic_fetch_add_explicit(&t->dropped_full, 1, memory_order_relaxed);
-		break;
-	case EBUS_ERR_TIMEOUT:
-		atomic_fetch_add_explicit(&t->rejected_timeout, 1, memory_order_relaxed);
-		break;
-	default:
-		break; /* EBUS_ERR_SHUTDOWN is counted per bus (rejected_shutdown) */
-	}
+	return bus->sync ? ebus_sync_hist(bus, i) : ebus_exec_hist(bus->exec[i]);
 }
 
 /* ---- snapshots -------------------------------------------------------------- */
@@ -123,7 +86,7 @@ static struct snap_block *block_alloc(struct ebus *bus, size_t size)
 {
 	struct snap_block *b;
 	if (bus)
-		b = ebus_zalloc(bus, size, _Alignof(struct snap_block));
+		b = ebus_zalloc(&bus->alloc, size, _Alignof(struct snap_block));
 	else
 		b = calloc(1, size);
 	if (!b)
@@ -145,55 +108,6 @@ void ebus_snapshot_free(ebus_snapshot_t *snap)
 		free(b);
 }
 
-/*
- * Walking bus->all_topics while ebus_registry_intern pushes onto it
- * (ck_stack_push_upmc): a push sets the new entry's next, fences stores and
- * CASes the head, so an entry reached from a loaded head is complete; no
- * entry is popped or relinked before ebus_destroy (which may not run
- * concurrently). So the list reached from one loaded head never changes,
- * and two walks from it see the same topics. The loads are ck's (asm):
- * TSan sees neither them nor the push's plain store of next (tsan.supp,
- * ck_stack_push_upmc); the topic's own fields are covered by the release
- * the interning thread makes on the topic before publishing it.
- */
-static ck_stack_entry_t *topics_first(struct ebus *bus)
-{
-	ck_stack_entry_t *e = ck_pr_load_ptr(&bus->all_topics.head);
-	ck_pr_fence_load();
-	return e;
-}
-
-static ck_stack_entry_t *topics_next(ck_stack_entry_t *e)
-{
-	ck_stack_entry_t *n = ck_pr_load_ptr(&e->next);
-	ck_pr_fence_load();
-	return n;
-}
-
-static void topic_copy(struct ebus *bus, struct ebus_topic_s *t, ebus_topic_stats_t *o)
-{
-	unsigned nblk = (t->flags & EBUS_TOPIC_UNORDERED) ? bus->nexec : 1;
-	struct subarr *a;
-
-	o->flags = t->flags;
-	o->executor = (t->flags & EBUS_TOPIC_UNORDERED) ? -1 : (int)t->executor;
-	/* Under ctl_lock (caller): the current array cannot be retired. */
-	a = atomic_load_explicit(&t->subs, memory_order_acquire);
-	o->subscribers = a ? a->n : 0;
-	for (unsigned i = 0; i < nblk; i++) {
-		struct topic_ctrs *c = topic_ctrs_of(t, i);
-		o->delivered += ctr_get(&c->delivered);
-		o->handler_calls += ctr_get(&c->handler_calls);
-		o->handler_errors += ctr_get(&c->handler_errors);
-		o->dropped_no_subscriber += ctr_get(&c->dropped_no_sub);
-		o->dropped_shutdown += ctr_get(&c->dropped_shutdown);
-	}
-	o->dispatched = o->delivered + o->dropped_no_subscriber + o->dropped_shutdown;
-	o->dropped_full = atomic_load_explicit(&t->dropped_full, memory_order_relaxed);
-	o->rejected_full = atomic_load_explicit(&t->rejected_full, memory_order_relaxed);
-	o->rejected_timeout = atomic_load_explicit(&t->rejected_timeout, memory_order_relaxed);
-}
-
 static int topic_cmp(const void *a, const void *b)
 {
 	return strcmp(((const ebus_topic_stats_t *)a)->name, ((const ebus_topic_stats_t *)b)->name);
@@ -201,7 +115,7 @@ static int topic_cmp(const void *a, const void *b)
 
 int ebus_snapshot(ebus_t *bus, ebus_snapshot_t **out)
 {
-	ck_stack_entry_t *first, *e;
+	struct ebus_topic_s *first, *t;
 	size_t ntopics = 0, names = 0, off_exec, off_topics, off_names, size, k;
 	struct snap_block *b;
 	ebus_stats_t *ex;
@@ -210,10 +124,10 @@ int ebus_snapshot(ebus_t *bus, ebus_snapshot_t **out)
 
 	if (!bus || !out)
 		return EBUS_ERR_NULL;
-	first = topics_first(bus);
-	for (e = first; e; e = topics_next(e)) {
-		struct ebus_topic_s *t = EBUS_CONTAINER(e, struct ebus_topic_s, all);
-		EBUS_TSAN_ACQUIRE(t); /* pairs with the release in ebus_registry_intern */
+	/* Topics added during the call are left out: both walks start from the
+	 * same first topic and see the same list (topic.h). */
+	first = ebus_registry_first(&bus->reg);
+	for (t = first; t; t = ebus_registry_next(t)) {
 		ntopics++;
 		names += t->namelen + 1;
 	}
@@ -233,27 +147,24 @@ int ebus_snapshot(ebus_t *bus, ebus_snapshot_t **out)
 	b->snap.executors = ex;
 	b->snap.ntopics = ntopics;
 	b->snap.topics = ts;
-	/* Each executor row and the total are read separately (each under
-	 * lanes_lock): equal sums once the bus is quiescent (after a flush). */
+	/* Each executor row and the total are read separately: equal sums once
+	 * the bus is quiescent (after a flush). */
 	for (unsigned i = 0; i < bus->nexec; i++)
 		(void)ebus_stats(bus, (int)i, &ex[i]);
 	(void)ebus_stats(bus, -1, &b->snap.total);
 
-	pthread_mutex_lock(&bus->ctl_lock);
-	for (e = first, k = 0; e; e = topics_next(e), k++) {
-		struct ebus_topic_s *t = EBUS_CONTAINER(e, struct ebus_topic_s, all);
+	for (t = first, k = 0; t; t = ebus_registry_next(t), k++) {
 		memcpy(np, t->name, t->namelen + 1);
 		ts[k].name = np;
 		np += t->namelen + 1;
-		topic_copy(bus, t, &ts[k]);
+		ebus_topic_read_stats(t, bus->nexec, &ts[k]);
+		ts[k].subscribers = ebus_subs_count(&bus->subs, t);
 	}
-	pthread_mutex_unlock(&bus->ctl_lock);
 	qsort(ts, ntopics, sizeof *ts, topic_cmp);
 
 	if (bus->timestamps) {
 		for (unsigned i = 0; i < bus->nexec; i++) {
-			struct ebus_hist **slot = hist_slot(bus, i);
-			struct ebus_hist *h = slot ? *slot : NULL;
+			struct ebus_hist *h = hist_of(bus, i);
 			if (!h)
 				continue;
 			for (unsigned j = 0; j < EBUS_HIST_BUCKETS; j++) {

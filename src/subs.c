@@ -1,8 +1,8 @@
 /*
- * Subscriptions: copy-on-write subscriber arrays, the id table, and
- * deferred frees.
+ * Subscription layer (contract in subs.h): copy-on-write subscriber arrays,
+ * the id table, pattern subscriptions, topic interning and deferred frees.
  *
- * Writers (subscribe/unsubscribe) serialise on bus->ctl_lock, build a new
+ * Writers (subscribe/unsubscribe) serialise on the layer's lock, build a new
  * immutable array and publish it with a release store; the executor loads
  * it with acquire per event and never locks. An old array (and a removed
  * subscriber) is freed only after every reader that could hold it is done:
@@ -17,97 +17,107 @@
  *    registered, online qsbr reader, so urcu_qsbr_call_rcu() is legal there.
  *    Other threads cannot call_rcu without registering (which would fight an
  *    application that uses liburcu-qsbr itself), so what they retire goes on
- *    bus->retired; every RETIRE_BATCH entries the list is handed to an
- *    executor, which passes it to call_rcu (retire_collect): nothing but the
+ *    the layer's retired list; every RETIRE_BATCH entries the list is
+ *    handed off (ops.handoff: to an executor, which passes it to call_rcu;
+ *    retire_collect): nothing but the
  *    blocking unsubscribe ever waits for a grace period.
  *  - sync bus: handlers run under the topic's stripe mutex, so locking and
- *    unlocking a stripe is the grace period (ebus_sync_grace_period; the
- *    control path only tries the stripes, ebus_sync_try_grace_period). What
+ *    unlocking a stripe is the grace period (ops.sync_grace_period; the
+ *    control path only tries the stripes, ops.sync_try_grace_period). What
  *    a synchronous handler retires goes on a thread-local list, freed when
  *    that thread's outermost publish ends.
  *
  * No lock is ever held across a grace period: handlers may subscribe, and a
- * writer waiting for them while holding ctl_lock would deadlock.
+ * writer waiting for them while holding the lock would deadlock.
+ *
+ * Ids: the low 32 bits index the id table, the high 32 bits are a serial
+ * drawn from one process-wide counter when the subscription is made and
+ * kept in its table slot. An id that is stale, or that belongs to another
+ * bus, names a live subscription only if that subscription drew the same
+ * serial: after 2^32 subscriptions in the process, whatever the number of
+ * buses. 0 is never drawn, so no id is 0.
  */
-#include "internal.h"
-
-#include <sched.h>
+#include "subs.h"
 
 char ebus_tsan_gp_token;
 char ebus_tsan_cb_token;
 
 #define RETIRE_BATCH 32
 #define ID_NONE UINT32_MAX
-#define ID_GEN_BITS 20
-#define ID_TAG_BITS 12
 
 /* ---- id table ------------------------------------------------------------ */
 
-static ebus_sub_id id_make(struct ebus *bus, uint32_t idx, uint32_t gen)
+static _Atomic uint32_t id_serials;
+
+static uint32_t serial_next(void)
 {
-	return ((uint64_t)bus->tag << (64 - ID_TAG_BITS)) | ((uint64_t)gen << 32) | idx;
+	uint32_t v;
+	do
+		v = atomic_fetch_add_explicit(&id_serials, 1, memory_order_relaxed) + 1;
+	while (v == 0);
+	return v;
 }
 
-static struct ebus_sub *id_lookup(struct ebus *bus, ebus_sub_id id, uint32_t *idx_out)
+static struct ebus_sub *id_lookup(struct ebus_subs *s, ebus_sub_id id, uint32_t *idx_out)
 {
-	uint32_t idx = (uint32_t)id;
-	uint32_t gen = (uint32_t)(id >> 32) & ((1u << ID_GEN_BITS) - 1);
-	if (id == 0 || (uint32_t)(id >> (64 - ID_TAG_BITS)) != bus->tag || idx >= bus->ids_cap)
-		return NULL;
-	if (!bus->ids[idx].sub || bus->ids[idx].gen != gen)
+	uint32_t idx = (uint32_t)id, serial = (uint32_t)(id >> 32);
+	if (serial == 0 || idx >= s->ids_cap || !s->ids[idx].sub || s->ids[idx].serial != serial)
 		return NULL;
 	*idx_out = idx;
-	return bus->ids[idx].sub;
+	return s->ids[idx].sub;
 }
 
-static int id_alloc(struct ebus *bus, struct ebus_sub *sub)
+static int id_grow(struct ebus_subs *s)
 {
-	uint32_t idx;
-	if (bus->free_head == ID_NONE) {
-		uint32_t ncap = bus->ids_cap ? bus->ids_cap * 2 : 64;
-		struct idslot *n;
-		if (ncap > (1u << 31))
-			return EBUS_ERR_NOMEM;
-		n = ebus_alloc(bus, ncap * sizeof *n, _Alignof(struct idslot));
-		if (!n)
-			return EBUS_ERR_NOMEM;
-		if (bus->ids_cap)
-			memcpy(n, bus->ids, bus->ids_cap * sizeof *n);
-		for (uint32_t i = bus->ids_cap; i < ncap; i++) {
-			n[i].sub = NULL;
-			n[i].gen = 1;
-			n[i].next_free = i + 1 < ncap ? i + 1 : ID_NONE;
-		}
-		ebus_free(bus, bus->ids, bus->ids_cap * sizeof *n);
-		bus->free_head = bus->ids_cap;
-		bus->free_tail = ncap - 1;
-		bus->ids = n;
-		bus->ids_cap = ncap;
+	uint32_t ncap = s->ids_cap ? s->ids_cap * 2 : 64;
+	struct idslot *n;
+	if (ncap > (1u << 31))
+		return EBUS_ERR_NOMEM;
+	n = ebus_alloc(s->alloc, ncap * sizeof *n, _Alignof(struct idslot));
+	if (!n)
+		return EBUS_ERR_NOMEM;
+	if (s->ids_cap)
+		memcpy(n, s->ids, s->ids_cap * sizeof *n);
+	for (uint32_t i = s->ids_cap; i < ncap; i++) {
+		n[i].sub = NULL;
+		n[i].serial = 0;
+		n[i].next_free = i + 1 < ncap ? i + 1 : ID_NONE;
 	}
-	idx = bus->free_head;
-	bus->free_head = bus->ids[idx].next_free;
-	if (bus->free_head == ID_NONE)
-		bus->free_tail = ID_NONE;
-	bus->ids[idx].sub = sub;
-	sub->id = id_make(bus, idx, bus->ids[idx].gen);
+	ebus_free(s->alloc, s->ids, s->ids_cap * sizeof *n);
+	s->free_head = s->ids_cap;
+	s->free_tail = ncap - 1;
+	s->ids = n;
+	s->ids_cap = ncap;
 	return EBUS_OK;
 }
 
-/* FIFO reuse plus a 20-bit generation: a stale id aliases a live one only
- * after its slot was reused 2^20 times. */
-static void id_release(struct ebus *bus, uint32_t idx)
+static int id_alloc(struct ebus_subs *s, struct ebus_sub *sub)
 {
-	struct idslot *s = &bus->ids[idx];
-	s->sub = NULL;
-	s->gen = (s->gen + 1) & ((1u << ID_GEN_BITS) - 1);
-	if (s->gen == 0)
-		s->gen = 1;
-	s->next_free = ID_NONE;
-	if (bus->free_tail == ID_NONE)
-		bus->free_head = idx;
+	uint32_t idx;
+	if (s->free_head == ID_NONE && id_grow(s) != EBUS_OK)
+		return EBUS_ERR_NOMEM;
+	idx = s->free_head;
+	s->free_head = s->ids[idx].next_free;
+	if (s->free_head == ID_NONE)
+		s->free_tail = ID_NONE;
+	s->ids[idx].sub = sub;
+	s->ids[idx].serial = serial_next();
+	sub->id = ((uint64_t)s->ids[idx].serial << 32) | idx;
+	return EBUS_OK;
+}
+
+/* FIFO reuse, so a slot's next serial comes as late as possible. */
+static void id_release(struct ebus_subs *s, uint32_t idx)
+{
+	struct idslot *e = &s->ids[idx];
+	e->sub = NULL;
+	e->serial = 0;
+	e->next_free = ID_NONE;
+	if (s->free_tail == ID_NONE)
+		s->free_head = idx;
 	else
-		bus->ids[bus->free_tail].next_free = idx;
-	bus->free_tail = idx;
+		s->ids[s->free_tail].next_free = idx;
+	s->free_tail = idx;
 }
 
 /* ---- arrays and deferred frees ---------------------------------------- */
@@ -120,7 +130,7 @@ static size_t arr_size(uint32_t n)
 static void arr_free(struct retire *r)
 {
 	struct subarr *a = EBUS_CONTAINER(r, struct subarr, retire);
-	ebus_free(r->bus, a, arr_size(a->n));
+	ebus_free(r->owner->alloc, a, arr_size(a->n));
 }
 
 static size_t sub_size(size_t patlen)
@@ -130,10 +140,10 @@ static size_t sub_size(size_t patlen)
 
 static void sub_free(struct retire *r)
 {
-	struct ebus_sub *s = EBUS_CONTAINER(r, struct ebus_sub, retire);
-	if (s->released)
-		s->released(s->ctx);
-	ebus_free(r->bus, s, sub_size(s->patlen));
+	struct ebus_sub *sub = EBUS_CONTAINER(r, struct ebus_sub, retire);
+	if (sub->released)
+		sub->released(sub->ctx);
+	ebus_free(r->owner->alloc, sub, sub_size(sub->patlen));
 }
 
 static void retire_cb(struct rcu_head *h)
@@ -148,57 +158,57 @@ static void retire_cb(struct rcu_head *h)
  * thread; freed at the end of the thread's outermost publish. */
 static _Thread_local struct retire *tls_sync_retired;
 
-/* Caller holds ctl_lock. */
-void ebus_retire(struct ebus *bus, struct retire *r)
+/* Caller holds the lock. */
+static void retire(struct ebus_subs *s, struct retire *r)
 {
-	r->bus = bus;
-	if (!bus->sync && ebus_tls_exec) {
+	r->owner = s;
+	if (!s->sync && ebus_tls_exec) {
 		/* Registered, online qsbr reader: call_rcu is allowed here. */
 		urcu_qsbr_call_rcu(&r->rcu, retire_cb);
 		return;
 	}
-	if (bus->sync && ebus_tls_sync_depth > 0) {
+	if (s->sync && ebus_tls_sync_depth > 0) {
 		/* A handler of a synchronous bus: its released() callbacks run
 		 * on this thread when its outermost publish ends (ebus.h). */
 		r->next = tls_sync_retired;
 		tls_sync_retired = r;
 		return;
 	}
-	r->next = bus->retired;
-	bus->retired = r;
-	bus->nretired++;
-	if (bus->sync)
-		atomic_store_explicit(&bus->sync_retire_pending, 1, memory_order_release);
+	r->next = s->retired;
+	s->retired = r;
+	s->nretired++;
+	if (s->sync)
+		atomic_store_explicit(&s->sync_retire_pending, 1, memory_order_release);
 }
 
-static struct retire *retire_take(struct ebus *bus)
+static struct retire *retire_take(struct ebus_subs *s)
 {
-	struct retire *list = bus->retired;
-	bus->retired = NULL;
-	bus->nretired = 0;
+	struct retire *list = s->retired;
+	s->retired = NULL;
+	s->nretired = 0;
 	return list;
 }
 
 /* Gives a taken list (newest first) back, behind what was retired since. */
-static void retire_putback(struct ebus *bus, struct retire *list)
+static void retire_putback(struct ebus_subs *s, struct retire *list)
 {
 	struct retire **pp;
 	unsigned n = 0;
 	for (struct retire *r = list; r; r = r->next)
 		n++;
-	pthread_mutex_lock(&bus->ctl_lock);
-	for (pp = &bus->retired; *pp; pp = &(*pp)->next)
+	pthread_mutex_lock(&s->lock);
+	for (pp = &s->retired; *pp; pp = &(*pp)->next)
 		;
 	*pp = list;
-	bus->nretired += n;
-	atomic_store_explicit(&bus->sync_retire_pending, 1, memory_order_release);
-	pthread_mutex_unlock(&bus->ctl_lock);
+	s->nretired += n;
+	atomic_store_explicit(&s->sync_retire_pending, 1, memory_order_release);
+	pthread_mutex_unlock(&s->lock);
 }
 
-static void grace_period(struct ebus *bus)
+static void grace_period(struct ebus_subs *s)
 {
-	if (bus->sync) {
-		ebus_sync_grace_period(bus);
+	if (s->sync) {
+		s->ops.sync_grace_period(s->ops.ctx);
 	} else {
 		urcu_qsbr_synchronize_rcu();
 		EBUS_TSAN_ACQUIRE(&ebus_tsan_gp_token);
@@ -218,7 +228,7 @@ static struct retire *retire_reverse(struct retire *list)
 	return rev;
 }
 
-static void retire_free_list(struct retire *list)
+void ebus_subs_free_list(struct retire *list)
 {
 	struct retire *next;
 	for (list = retire_reverse(list); list; list = next) {
@@ -227,8 +237,6 @@ static void retire_free_list(struct retire *list)
 	}
 }
 
-/* Executor thread (online qsbr reader): queues a list handed over by
- * retire_collect for freeing after a grace period, oldest first. */
 void ebus_retire_call_rcu(struct retire *list)
 {
 	struct retire *next;
@@ -239,59 +247,269 @@ void ebus_retire_call_rcu(struct retire *list)
 }
 
 /*
- * Frees what control calls retired on this bus, without ever waiting for a
- * grace period (a subscribe must not wait for handlers: one may be blocked
- * on a pull consumer that the subscribing thread drains). Async bus: the
- * list goes to executor 0, which hands it to call_rcu (executor.c); only
- * while the bus is open, since after shutdown no executor takes it (destroy
- * frees what is left). Sync bus: freed if every stripe can be taken without
- * waiting (no handler holds an old array), else kept for the next try.
+ * Frees what control calls retired, without ever waiting for a grace
+ * period (a subscribe must not wait for handlers: one may be blocked on a
+ * pull consumer that the subscribing thread drains). Async bus: the list is
+ * handed off (to executor 0, which passes it to call_rcu); only while
+ * open, since after shutdown no executor takes it (destroy frees what is
+ * left). Sync bus: freed if every stripe can be taken without waiting (no
+ * handler holds an old array), else kept for the next try. Called with the
+ * lock held; returns with it released.
  */
-static void retire_collect(struct ebus *bus, bool locked)
+static void retire_collect(struct ebus_subs *s)
 {
 	struct retire *list = NULL;
-	if (!locked)
-		pthread_mutex_lock(&bus->ctl_lock);
-	if (bus->sync || atomic_load_explicit(&bus->state, memory_order_acquire) == BUS_OPEN)
-		list = retire_take(bus);
-	pthread_mutex_unlock(&bus->ctl_lock);
+	if (s->sync || !s->closed)
+		list = retire_take(s);
+	pthread_mutex_unlock(&s->lock);
 	if (!list)
 		return;
-	if (!bus->sync)
-		ebus_exec_retire(bus->exec[0], list);
-	else if (ebus_sync_try_grace_period(bus))
-		retire_free_list(list);
+	if (!s->sync)
+		s->ops.handoff(s->ops.ctx, list);
+	else if (s->ops.sync_try_grace_period(s->ops.ctx))
+		ebus_subs_free_list(list);
 	else
-		retire_putback(bus, list);
+		retire_putback(s, list);
 }
 
-/* Sync bus, at the end of an outermost publish (no stripe held): first
- * what this thread's handlers retired (a blocking grace period on each of
- * their buses, then free in order), then the bus's own list, if any. */
-void ebus_sync_retire_run(struct ebus *bus)
+void ebus_subs_sync_retire_run(struct ebus_subs *s)
 {
 	struct retire *mine = tls_sync_retired;
 	if (mine) {
+		/* One blocking grace period on each bus they came from. */
 		tls_sync_retired = NULL;
 		for (struct retire *r = mine; r; r = r->next)
-			if (r == mine || r->bus != mine->bus)
-				grace_period(r->bus);
-		retire_free_list(mine);
+			if (r == mine || r->owner != mine->owner)
+				grace_period(r->owner);
+		ebus_subs_free_list(mine);
 	}
 	/* Plain load first: this runs after every synchronous publish, and an
 	 * RMW would bounce the line between publishing threads. */
-	if (!atomic_load_explicit(&bus->sync_retire_pending, memory_order_relaxed) ||
-	    !atomic_exchange_explicit(&bus->sync_retire_pending, 0, memory_order_acq_rel))
+	if (!atomic_load_explicit(&s->sync_retire_pending, memory_order_relaxed) ||
+	    !atomic_exchange_explicit(&s->sync_retire_pending, 0, memory_order_acq_rel))
 		return;
-	retire_collect(bus, false);
+	pthread_mutex_lock(&s->lock);
+	retire_collect(s);
 }
 
-/* ---- subscribe / unsubscribe -------------------------------------------- */
-
-static struct ebus_sub *sub_new(struct ebus *bus, ebus_handler_fn fn, void *ctx, unsigned flags,
-                                const char *pattern, size_t patlen)
+/* After a change under the lock: unlocks, and lets what piled up be freed
+ * without waiting (retire_collect). */
+static int ctl_unlock(struct ebus_subs *s, int rc)
 {
-	struct ebus_sub *sub = ebus_zalloc(bus, sub_size(patlen), _Alignof(struct ebus_sub));
+	if (s->sync ? s->nretired > 0 : s->nretired >= RETIRE_BATCH)
+		retire_collect(s);
+	else
+		pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* ---- init / close / destroy -------------------------------------------- */
+
+int ebus_subs_init(struct ebus_subs *s, struct ebus_registry *reg, const ebus_allocator_t *a,
+                   unsigned nexec, bool sync, const struct ebus_subs_ops *ops)
+{
+	memset(s, 0, sizeof *s);
+	pthread_mutex_init(&s->lock, NULL);
+	s->reg = reg;
+	s->alloc = a;
+	s->ops = *ops;
+	s->nexec = nexec;
+	s->sync = sync;
+	s->free_head = s->free_tail = ID_NONE;
+	CDS_INIT_LIST_HEAD(&s->patterns);
+	return EBUS_OK;
+}
+
+void ebus_subs_close(struct ebus_subs *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->closed = true;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void ebus_subs_destroy(struct ebus_subs *s)
+{
+	struct ebus_sub *sub;
+	ebus_subs_free_list(retire_take(s));
+	for (struct ebus_topic_s *t = ebus_registry_first(s->reg); t; t = ebus_registry_next(t)) {
+		struct subarr *a = atomic_load_explicit(&t->subs, memory_order_relaxed);
+		if (!a)
+			continue;
+		for (uint32_t i = 0; i < a->n; i++)
+			if (!a->items[i]->pattern)
+				ebus_free(s->alloc, a->items[i], sub_size(0));
+		ebus_free(s->alloc, a, arr_size(a->n));
+		atomic_store_explicit(&t->subs, NULL, memory_order_relaxed);
+	}
+	EBUS_LIST_FOR_EACH_SAFE(sub, &s->patterns, struct ebus_sub, pat_node)
+		ebus_free(s->alloc, sub, sub_size(sub->patlen));
+	CDS_INIT_LIST_HEAD(&s->patterns);
+	ebus_free(s->alloc, s->ids, s->ids_cap * sizeof *s->ids);
+	s->ids = NULL;
+	s->ids_cap = 0;
+	pthread_mutex_destroy(&s->lock);
+}
+
+/* ---- arrays ------------------------------------------------------------------ */
+
+static bool pattern_applies(const struct ebus_sub *sub, const char *name, size_t len,
+                            unsigned tflags)
+{
+	if ((tflags & EBUS_TOPIC_UNORDERED) && !(sub->flags & EBUS_SUB_CONCURRENT))
+		return false;
+	return ebus_pattern_matches(sub->pattern, sub->patlen, name, len);
+}
+
+static bool applies_to(const struct ebus_sub *sub, const struct ebus_topic_s *t)
+{
+	return pattern_applies(sub, t->name, t->namelen, t->flags);
+}
+
+/* A copy of `old` with `add` appended (add != NULL) or `del` left out. */
+static struct subarr *arr_edit(struct ebus_subs *s, const struct subarr *old,
+                               struct ebus_sub *add, const struct ebus_sub *del)
+{
+	uint32_t n = old ? old->n : 0, m = add ? n + 1 : n - 1, j = 0;
+	struct subarr *nw;
+	if (m == 0)
+		return NULL;
+	nw = ebus_alloc(s->alloc, arr_size(m), _Alignof(struct subarr));
+	if (!nw)
+		return NULL;
+	for (uint32_t i = 0; i < n; i++)
+		if (old->items[i] != del)
+			nw->items[j++] = old->items[i];
+	if (add)
+		nw->items[j++] = add;
+	nw->n = j;
+	return nw;
+}
+
+static bool arr_has(const struct subarr *a, const struct ebus_sub *sub)
+{
+	for (uint32_t i = 0; a && i < a->n; i++)
+		if (a->items[i] == sub)
+			return true;
+	return false;
+}
+
+/* Installs a topic's new array; the old one is freed after a grace period. */
+static void arr_install(struct ebus_subs *s, struct ebus_topic_s *t, struct subarr *nw)
+{
+	struct subarr *old = atomic_load_explicit(&t->subs, memory_order_relaxed);
+	atomic_store_explicit(&t->subs, nw, memory_order_release);
+	if (old) {
+		old->retire.free = arr_free;
+		retire(s, &old->retire);
+	}
+}
+
+/* Under the lock: the first array of a topic about to be created, with the
+ * pattern subscriptions that match it, oldest first. */
+static int first_array(struct ebus_subs *s, const char *name, size_t len, unsigned tflags,
+                       struct subarr **out)
+{
+	uint32_t n = 0, j = 0;
+	struct subarr *a;
+	struct ebus_sub *sub;
+	EBUS_LIST_FOR_EACH(sub, &s->patterns, struct ebus_sub, pat_node)
+		n += pattern_applies(sub, name, len, tflags);
+	*out = NULL;
+	if (n == 0)
+		return EBUS_OK;
+	a = ebus_alloc(s->alloc, arr_size(n), _Alignof(struct subarr));
+	if (!a)
+		return EBUS_ERR_NOMEM;
+	EBUS_LIST_FOR_EACH(sub, &s->patterns, struct ebus_sub, pat_node)
+		if (pattern_applies(sub, name, len, tflags))
+			a->items[j++] = sub;
+	a->n = n;
+	*out = a;
+	return EBUS_OK;
+}
+
+/* ---- topics ------------------------------------------------------------------ */
+
+/* Under the lock, the name not found: creates it with its first array. */
+static int topic_create(struct ebus_subs *s, const char *name, size_t len, uint64_t hash,
+                        int executor, unsigned flags, struct ebus_topic_s **out)
+{
+	struct subarr *first;
+	int rc;
+	if (s->closed)
+		return EBUS_ERR_SHUTDOWN;
+	rc = first_array(s, name, len, flags & EBUS_TOPIC_UNORDERED, &first);
+	if (rc)
+		return rc;
+	rc = ebus_registry_add(s->reg, name, len, hash, executor, flags, first, out);
+	if (rc)
+		ebus_free(s->alloc, first, first ? arr_size(first->n) : 0);
+	return rc;
+}
+
+int ebus_subs_intern(struct ebus_subs *s, const char *name, size_t len, uint64_t hash,
+                     int executor, unsigned flags, struct ebus_topic_s **out)
+{
+	struct ebus_topic_s *t = ebus_registry_find(s->reg, name, len, hash);
+	int rc = EBUS_OK;
+	if (!t) {
+		/* Creation is serialised with pattern subscriptions: a new topic
+		 * gets every matching pattern, and a new pattern sees every
+		 * topic. Lookups stay lock-free. */
+		pthread_mutex_lock(&s->lock);
+		t = ebus_registry_find(s->reg, name, len, hash);
+		if (!t)
+			rc = topic_create(s, name, len, hash, executor, flags, &t);
+		pthread_mutex_unlock(&s->lock);
+	}
+	*out = t;
+	return rc;
+}
+
+/* Never-interned names (ebus_publish_name): created only if a pattern
+ * subscription matches, so arbitrary names cannot grow the registry. */
+int ebus_subs_intern_matched(struct ebus_subs *s, const char *name, size_t len, uint64_t hash,
+                             struct ebus_topic_s **out)
+{
+	struct ebus_topic_s *t;
+	int rc = EBUS_OK;
+
+	*out = NULL;
+	if (!atomic_load_explicit(&s->npatterns, memory_order_relaxed))
+		return EBUS_OK;
+	pthread_mutex_lock(&s->lock);
+	t = ebus_registry_find(s->reg, name, len, hash);
+	if (!t) {
+		struct ebus_sub *sub;
+		EBUS_LIST_FOR_EACH(sub, &s->patterns, struct ebus_sub, pat_node) {
+			if (ebus_pattern_matches(sub->pattern, sub->patlen, name, len)) {
+				rc = topic_create(s, name, len, hash, -1, 0, &t);
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	*out = t;
+	return rc;
+}
+
+uint32_t ebus_subs_count(struct ebus_subs *s, struct ebus_topic_s *t)
+{
+	struct subarr *a;
+	uint32_t n;
+	pthread_mutex_lock(&s->lock); /* the current array cannot be retired */
+	a = atomic_load_explicit(&t->subs, memory_order_acquire);
+	n = a ? a->n : 0;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+/* ---- subscribe ------------------------------------------------------------------ */
+
+static struct ebus_sub *sub_new(struct ebus_subs *s, ebus_handler_fn fn, void *ctx,
+                                unsigned flags, const char *pattern, size_t patlen)
+{
+	struct ebus_sub *sub = ebus_zalloc(s->alloc, sub_size(patlen), _Alignof(struct ebus_sub));
 	if (!sub)
 		return NULL;
 	sub->fn = fn;
@@ -307,137 +525,46 @@ static struct ebus_sub *sub_new(struct ebus *bus, ebus_handler_fn fn, void *ctx,
 		sub->pattern[patlen] = '\0';
 		sub->patlen = patlen;
 		/* Its topics may live on different executors (stripes). */
-		sub->serial = !(flags & EBUS_SUB_CONCURRENT) && bus->nexec > 1;
+		sub->serial = !(flags & EBUS_SUB_CONCURRENT) && s->nexec > 1;
 	}
 	return sub;
 }
 
-static bool pattern_applies(const struct ebus_sub *s, const struct ebus_topic_s *t)
+static void change_name(struct sub_change *c, const char *name, size_t len)
 {
-	if ((t->flags & EBUS_TOPIC_UNORDERED) && !(s->flags & EBUS_SUB_CONCURRENT))
-		return false;
-	return ebus_pattern_matches(s->pattern, s->patlen, t->name, t->namelen);
+	c->namelen = len;
+	memcpy(c->name, name, len);
+	c->name[len] = '\0';
 }
 
-/* A copy of `old` with `add` appended (add != NULL) or `del` left out. */
-static struct subarr *arr_edit(struct ebus *bus, const struct subarr *old, struct ebus_sub *add,
-                               const struct ebus_sub *del)
+int ebus_subs_add(struct ebus_subs *s, struct ebus_topic_s *t, ebus_handler_fn fn, void *ctx,
+                  unsigned flags, struct sub_change *out)
 {
-	uint32_t n = old ? old->n : 0, m = add ? n + 1 : n - 1, j = 0;
-	struct subarr *nw;
-	if (m == 0)
-		return NULL;
-	nw = ebus_alloc(bus, arr_size(m), _Alignof(struct subarr));
-	if (!nw)
-		return NULL;
-	for (uint32_t i = 0; i < n; i++)
-		if (old->items[i] != del)
-			nw->items[j++] = old->items[i];
-	if (add)
-		nw->items[j++] = add;
-	nw->n = j;
-	return nw;
-}
-
-static bool arr_has(const struct subarr *a, const struct ebus_sub *s)
-{
-	for (uint32_t i = 0; a && i < a->n; i++)
-		if (a->items[i] == s)
-			return true;
-	return false;
-}
-
-/* Installs a topic's new array; the old one is freed after a grace period. */
-static void arr_install(struct ebus *bus, struct ebus_topic_s *t, struct subarr *nw)
-{
-	struct subarr *old = atomic_load_explicit(&t->subs, memory_order_relaxed);
-	atomic_store_explicit(&t->subs, nw, memory_order_release);
-	if (old) {
-		old->retire.free = arr_free;
-		ebus_retire(bus, &old->retire);
-	}
-}
-
-/*
- * Caller holds ctl_lock and is about to make `t` visible: its first array
- * holds the pattern subscriptions that match it, oldest first.
- */
-int ebus_subs_for_new_topic(struct ebus *bus, struct ebus_topic_s *t, struct subarr **out)
-{
-	uint32_t n = 0, j = 0;
-	struct subarr *a;
-	struct ebus_sub *s;
-	EBUS_LIST_FOR_EACH(s, &bus->patterns, struct ebus_sub, pat_node)
-		n += pattern_applies(s, t);
-	*out = NULL;
-	if (n == 0)
-		return EBUS_OK;
-	a = ebus_alloc(bus, arr_size(n), _Alignof(struct subarr));
-	if (!a)
-		return EBUS_ERR_NOMEM;
-	EBUS_LIST_FOR_EACH(s, &bus->patterns, struct ebus_sub, pat_node)
-		if (pattern_applies(s, t))
-			a->items[j++] = s;
-	a->n = n;
-	*out = a;
-	return EBUS_OK;
-}
-
-/* After a change under ctl_lock: unlocks, and lets what piled up be freed
- * without waiting (retire_collect). */
-static int ctl_unlock(struct ebus *bus, int rc)
-{
-	if (bus->sync ? bus->nretired > 0 : bus->nretired >= RETIRE_BATCH)
-		retire_collect(bus, true);
-	else
-		pthread_mutex_unlock(&bus->ctl_lock);
-	return rc;
-}
-
-int ebus_subscribe_ex(ebus_topic_t *topic, ebus_handler_fn fn, void *ctx, unsigned flags,
-                      ebus_sub_id *out)
-{
-	struct ebus *bus;
 	struct subarr *old, *nw;
 	struct ebus_sub *sub;
-	ebus_sub_id id;
-	uint64_t count;
 
-	if (!topic || !fn || !out)
-		return EBUS_ERR_NULL;
-	if (flags & ~EBUS_SUB_CONCURRENT)
-		return EBUS_ERR_FLAGS;
-	if ((topic->flags & EBUS_TOPIC_UNORDERED) && !(flags & EBUS_SUB_CONCURRENT))
-		return EBUS_ERR_NOT_CONCURRENT;
-	bus = topic->bus;
-	pthread_mutex_lock(&bus->ctl_lock);
-	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN)
-		return ctl_unlock(bus, EBUS_ERR_SHUTDOWN);
-	old = atomic_load_explicit(&topic->subs, memory_order_relaxed);
+	pthread_mutex_lock(&s->lock);
+	if (s->closed)
+		return ctl_unlock(s, EBUS_ERR_SHUTDOWN);
+	old = atomic_load_explicit(&t->subs, memory_order_relaxed);
 	for (uint32_t i = 0; old && i < old->n; i++)
 		if (!old->items[i]->pattern && old->items[i]->fn == fn && old->items[i]->ctx == ctx)
-			return ctl_unlock(bus, EBUS_ERR_DUPLICATE);
-	sub = sub_new(bus, fn, ctx, flags, NULL, 0);
+			return ctl_unlock(s, EBUS_ERR_DUPLICATE);
+	sub = sub_new(s, fn, ctx, flags, NULL, 0);
 	if (!sub)
-		return ctl_unlock(bus, EBUS_ERR_NOMEM);
-	nw = arr_edit(bus, old, sub, NULL);
-	if (!nw || id_alloc(bus, sub) != EBUS_OK) {
-		ebus_free(bus, nw, nw ? arr_size(nw->n) : 0);
-		ebus_free(bus, sub, sub_size(0));
-		return ctl_unlock(bus, EBUS_ERR_NOMEM);
+		return ctl_unlock(s, EBUS_ERR_NOMEM);
+	nw = arr_edit(s, old, sub, NULL);
+	if (!nw || id_alloc(s, sub) != EBUS_OK) {
+		ebus_free(s->alloc, nw, nw ? arr_size(nw->n) : 0);
+		ebus_free(s->alloc, sub, sub_size(0));
+		return ctl_unlock(s, EBUS_ERR_NOMEM);
 	}
-	sub->topic = topic;
-	arr_install(bus, topic, nw);
-	*out = id = sub->id;
-	count = nw->n; /* nw and sub may be freed once the lock is dropped */
-	ctl_unlock(bus, EBUS_OK);
-	ebus_meta_emit(bus, META_SUB_ADDED, -1, id, count, 0, topic->name, topic->namelen);
-	return EBUS_OK;
-}
-
-int ebus_subscribe(ebus_topic_t *topic, ebus_handler_fn fn, void *ctx, ebus_sub_id *out)
-{
-	return ebus_subscribe_ex(topic, fn, ctx, 0, out);
+	sub->topic = t;
+	arr_install(s, t, nw);
+	out->id = sub->id;
+	out->count = nw->n; /* nw and sub may be freed once the lock is dropped */
+	change_name(out, t->name, t->namelen);
+	return ctl_unlock(s, EBUS_OK);
 }
 
 /* A topic and its next array, prepared before anything changes so that an
@@ -447,47 +574,49 @@ struct pending {
 	struct subarr *nw;
 };
 
-static void pending_free(struct ebus *bus, struct pending *p, size_t n, size_t cap)
+static void pending_free(struct ebus_subs *s, struct pending *p, size_t n, size_t cap)
 {
 	for (size_t i = 0; i < n; i++)
-		ebus_free(bus, p[i].nw, p[i].nw ? arr_size(p[i].nw->n) : 0);
-	ebus_free(bus, p, cap * sizeof *p);
+		ebus_free(s->alloc, p[i].nw, p[i].nw ? arr_size(p[i].nw->n) : 0);
+	ebus_free(s->alloc, p, cap * sizeof *p);
+}
+
+/* Whether t's array gains `add` (it matches) or loses `del` (it holds it). */
+static bool pending_for(const struct ebus_topic_s *t, const struct ebus_sub *add,
+                        const struct ebus_sub *del)
+{
+	return add ? applies_to(add, t) : arr_has(atomic_load_explicit(&t->subs, memory_order_relaxed), del);
 }
 
 /*
- * Every topic whose array gains `add` (it matches) or loses `del` (it holds
- * it), with its new array. Caller holds ctl_lock, under which topics are
- * created, so the topic list is stable.
+ * Every topic whose array changes, with its new array. Under the lock,
+ * under which topics are created, so the topic walk is stable.
  */
-static int pending_build(struct ebus *bus, struct ebus_sub *add, const struct ebus_sub *del,
+static int pending_build(struct ebus_subs *s, struct ebus_sub *add, const struct ebus_sub *del,
                          struct pending **out, size_t *nout)
 {
 	size_t n = 0, j = 0;
 	struct pending *p;
-	ck_stack_entry_t *e;
+	struct ebus_topic_s *t;
 
-	for (e = CK_STACK_FIRST(&bus->all_topics); e; e = CK_STACK_NEXT(e)) {
-		struct ebus_topic_s *t = EBUS_CONTAINER(e, struct ebus_topic_s, all);
-		n += add ? pattern_applies(add, t)
-		         : arr_has(atomic_load_explicit(&t->subs, memory_order_relaxed), del);
-	}
+	for (t = ebus_registry_first(s->reg); t; t = ebus_registry_next(t))
+		n += pending_for(t, add, del);
 	*out = NULL;
 	*nout = 0;
 	if (n == 0)
 		return EBUS_OK;
-	p = ebus_alloc(bus, n * sizeof *p, _Alignof(struct pending));
+	p = ebus_alloc(s->alloc, n * sizeof *p, _Alignof(struct pending));
 	if (!p)
 		return EBUS_ERR_NOMEM;
-	for (e = CK_STACK_FIRST(&bus->all_topics); e && j < n; e = CK_STACK_NEXT(e)) {
-		struct ebus_topic_s *t = EBUS_CONTAINER(e, struct ebus_topic_s, all);
+	for (t = ebus_registry_first(s->reg); t && j < n; t = ebus_registry_next(t)) {
 		struct subarr *old = atomic_load_explicit(&t->subs, memory_order_relaxed);
-		if (add ? !pattern_applies(add, t) : !arr_has(old, del))
+		if (!pending_for(t, add, del))
 			continue;
 		p[j].t = t;
-		p[j].nw = arr_edit(bus, old, add, del);
+		p[j].nw = arr_edit(s, old, add, del);
 		j++;
 		if (!p[j - 1].nw && (add || old->n > 1)) {
-			pending_free(bus, p, j, n);
+			pending_free(s, p, j, n);
 			return EBUS_ERR_NOMEM;
 		}
 	}
@@ -496,236 +625,136 @@ static int pending_build(struct ebus *bus, struct ebus_sub *add, const struct eb
 	return EBUS_OK;
 }
 
-static size_t same_pattern(struct ebus *bus, const char *pattern, size_t plen)
+static void pending_install(struct ebus_subs *s, struct pending *p, size_t np)
+{
+	for (size_t i = 0; i < np; i++)
+		arr_install(s, p[i].t, p[i].nw);
+}
+
+static size_t same_pattern(struct ebus_subs *s, const char *pattern, size_t plen)
 {
 	size_t n = 0;
-	struct ebus_sub *s;
-	EBUS_LIST_FOR_EACH(s, &bus->patterns, struct ebus_sub, pat_node)
-		n += s->patlen == plen && !memcmp(s->pattern, pattern, plen);
+	struct ebus_sub *sub;
+	EBUS_LIST_FOR_EACH(sub, &s->patterns, struct ebus_sub, pat_node)
+		n += sub->patlen == plen && !memcmp(sub->pattern, pattern, plen);
 	return n;
 }
 
-int ebus_subscribe_pattern(ebus_t *bus, const char *pattern, ebus_handler_fn fn, void *ctx,
-                           unsigned flags, ebus_sub_id *out)
+int ebus_subs_add_pattern(struct ebus_subs *s, const char *pattern, size_t plen,
+                          ebus_handler_fn fn, void *ctx, unsigned flags, struct sub_change *out)
 {
 	struct ebus_sub *sub;
 	struct pending *p;
-	size_t plen, np;
+	size_t np;
 	int rc;
 
-	if (!bus || !pattern || !fn || !out)
-		return EBUS_ERR_NULL;
-	if (flags & ~EBUS_SUB_CONCURRENT)
-		return EBUS_ERR_FLAGS;
-	rc = ebus_pattern_check(pattern, &plen);
-	if (rc)
-		return rc;
-	if (!ebus_pattern_has_wildcard(pattern, plen)) {
-		/* One name: a literal subscription to that topic. */
-		ebus_topic_t *t;
-		rc = ebus_topic(bus, pattern, &t);
-		return rc ? rc : ebus_subscribe_ex(t, fn, ctx, flags, out);
-	}
-	pthread_mutex_lock(&bus->ctl_lock);
-	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN)
-		return ctl_unlock(bus, EBUS_ERR_SHUTDOWN);
-	EBUS_LIST_FOR_EACH(sub, &bus->patterns, struct ebus_sub, pat_node)
+	pthread_mutex_lock(&s->lock);
+	if (s->closed)
+		return ctl_unlock(s, EBUS_ERR_SHUTDOWN);
+	EBUS_LIST_FOR_EACH(sub, &s->patterns, struct ebus_sub, pat_node)
 		if (sub->fn == fn && sub->ctx == ctx && sub->patlen == plen &&
 		    !memcmp(sub->pattern, pattern, plen))
-			return ctl_unlock(bus, EBUS_ERR_DUPLICATE);
-	sub = sub_new(bus, fn, ctx, flags, pattern, plen);
+			return ctl_unlock(s, EBUS_ERR_DUPLICATE);
+	sub = sub_new(s, fn, ctx, flags, pattern, plen);
 	if (!sub)
-		return ctl_unlock(bus, EBUS_ERR_NOMEM);
-	rc = pending_build(bus, sub, NULL, &p, &np);
-	if (rc == EBUS_OK && (rc = id_alloc(bus, sub)) != EBUS_OK)
-		pending_free(bus, p, np, np);
+		return ctl_unlock(s, EBUS_ERR_NOMEM);
+	rc = pending_build(s, sub, NULL, &p, &np);
+	if (rc == EBUS_OK && (rc = id_alloc(s, sub)) != EBUS_OK)
+		pending_free(s, p, np, np);
 	if (rc) {
-		ebus_free(bus, sub, sub_size(plen));
-		return ctl_unlock(bus, rc);
+		ebus_free(s->alloc, sub, sub_size(plen));
+		return ctl_unlock(s, rc);
 	}
-	for (size_t i = 0; i < np; i++)
-		arr_install(bus, p[i].t, p[i].nw);
-	ebus_free(bus, p, np * sizeof *p);
-	cds_list_add_tail(&sub->pat_node, &bus->patterns);
-	atomic_store_explicit(&bus->npatterns, bus->npatterns + 1, memory_order_relaxed);
-	*out = sub->id;
-	np = same_pattern(bus, pattern, plen);
-	ctl_unlock(bus, EBUS_OK);
-	ebus_meta_emit(bus, META_SUB_ADDED, -1, *out, np, 0, pattern, plen);
-	return EBUS_OK;
+	pending_install(s, p, np);
+	ebus_free(s->alloc, p, np * sizeof *p);
+	cds_list_add_tail(&sub->pat_node, &s->patterns);
+	atomic_store_explicit(&s->npatterns, s->npatterns + 1, memory_order_relaxed);
+	out->id = sub->id;
+	out->count = same_pattern(s, pattern, plen);
+	change_name(out, pattern, plen);
+	return ctl_unlock(s, EBUS_OK);
 }
 
-static void pattern_unlink(struct ebus *bus, struct ebus_sub *s)
-{
-	cds_list_del(&s->pat_node);
-	atomic_store_explicit(&bus->npatterns, bus->npatterns - 1, memory_order_relaxed);
-}
+/* ---- unsubscribe ----------------------------------------------------------------- */
 
-static int unsubscribe(struct ebus *bus, ebus_sub_id id, ebus_released_fn released)
+/* Under the lock: unlinks `sub` from its topic's array (literal) or from
+ * every array and the pattern list (pattern); says what is left. */
+static int sub_unlink(struct ebus_subs *s, struct ebus_sub *sub, struct sub_change *out)
 {
-	struct ebus_sub *sub;
 	struct pending one, *p = &one;
-	struct retire *list;
-	size_t np = 1, namelen;
-	char name[EBUS_TOPIC_MAX + 1];
-	uint64_t count;
-	uint32_t idx;
+	size_t np = 1;
 	int rc;
 
-	if (!bus)
-		return EBUS_ERR_NULL;
-	pthread_mutex_lock(&bus->ctl_lock);
-	sub = id_lookup(bus, id, &idx);
-	if (!sub) {
-		pthread_mutex_unlock(&bus->ctl_lock);
-		return EBUS_ERR_NOT_FOUND;
-	}
 	if (sub->pattern) {
-		rc = pending_build(bus, NULL, sub, &p, &np);
+		rc = pending_build(s, NULL, sub, &p, &np);
 	} else {
 		struct subarr *old = atomic_load_explicit(&sub->topic->subs, memory_order_relaxed);
 		one.t = sub->topic;
-		one.nw = arr_edit(bus, old, NULL, sub);
+		one.nw = arr_edit(s, old, NULL, sub);
 		rc = !one.nw && old->n > 1 ? EBUS_ERR_NOMEM : EBUS_OK;
 	}
-	if (rc) {
-		pthread_mutex_unlock(&bus->ctl_lock);
+	if (rc)
 		return rc;
-	}
-	id_release(bus, idx);
 	/* dead first: a dispatch loop that already holds an old array skips
 	 * the subscriber from now on (same executor: immediately). */
 	atomic_store_explicit(&sub->dead, 1, memory_order_seq_cst);
-	for (size_t i = 0; i < np; i++)
-		arr_install(bus, p[i].t, p[i].nw);
+	pending_install(s, p, np);
 	if (p != &one)
-		ebus_free(bus, p, np * sizeof *p);
+		ebus_free(s->alloc, p, np * sizeof *p);
+	out->id = sub->id;
 	if (sub->pattern) {
-		pattern_unlink(bus, sub);
-		namelen = sub->patlen;
-		memcpy(name, sub->pattern, namelen);
-		count = same_pattern(bus, sub->pattern, sub->patlen);
+		cds_list_del(&sub->pat_node);
+		atomic_store_explicit(&s->npatterns, s->npatterns - 1, memory_order_relaxed);
+		change_name(out, sub->pattern, sub->patlen);
+		out->count = same_pattern(s, sub->pattern, sub->patlen);
 	} else {
 		struct subarr *now = atomic_load_explicit(&sub->topic->subs, memory_order_relaxed);
-		namelen = sub->topic->namelen;
-		memcpy(name, sub->topic->name, namelen);
-		count = now ? now->n : 0;
+		change_name(out, sub->topic->name, sub->topic->namelen);
+		out->count = now ? now->n : 0;
 	}
+	return EBUS_OK;
+}
+
+int ebus_subs_remove(struct ebus_subs *s, ebus_sub_id id, ebus_released_fn released,
+                     struct sub_change *out)
+{
+	struct ebus_sub *sub;
+	struct retire *list;
+	uint32_t idx;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	sub = id_lookup(s, id, &idx);
+	rc = sub ? sub_unlink(s, sub, out) : EBUS_ERR_NOT_FOUND;
+	if (rc) {
+		pthread_mutex_unlock(&s->lock);
+		return rc;
+	}
+	id_release(s, idx);
 	sub->released = released;
 	sub->retire.free = sub_free;
-	ebus_retire(bus, &sub->retire); /* after its arrays: freed after them */
+	retire(s, &sub->retire); /* after its arrays: freed after them */
 	if (in_handler()) {
-		pthread_mutex_unlock(&bus->ctl_lock);
-		ebus_meta_emit(bus, META_SUB_REMOVED, -1, id, count, 0, name, namelen);
+		pthread_mutex_unlock(&s->lock);
 		return EBUS_OK;
 	}
 	/* Blocking form: take everything retired so far (this subscriber
 	 * included), wait one grace period without holding any lock, free. */
-	list = retire_take(bus);
-	pthread_mutex_unlock(&bus->ctl_lock);
-	ebus_meta_emit(bus, META_SUB_REMOVED, -1, id, count, 0, name, namelen);
-	grace_period(bus);
-	retire_free_list(list);
+	list = retire_take(s);
+	pthread_mutex_unlock(&s->lock);
+	grace_period(s);
+	ebus_subs_free_list(list);
 	return EBUS_OK;
 }
 
-int ebus_unsubscribe(ebus_t *bus, ebus_sub_id id)
-{
-	return unsubscribe(bus, id, NULL);
-}
-
-int ebus_unsubscribe_async(ebus_t *bus, ebus_sub_id id, ebus_released_fn released)
-{
-	return unsubscribe(bus, id, released);
-}
-
-int ebus_sub_errors(ebus_t *bus, ebus_sub_id id, uint64_t *errors)
+int ebus_subs_errors(struct ebus_subs *s, ebus_sub_id id, uint64_t *errors)
 {
 	struct ebus_sub *sub;
 	uint32_t idx;
-	if (!bus || !errors)
-		return EBUS_ERR_NULL;
-	pthread_mutex_lock(&bus->ctl_lock);
-	sub = id_lookup(bus, id, &idx);
+	pthread_mutex_lock(&s->lock);
+	sub = id_lookup(s, id, &idx);
 	if (sub)
 		*errors = atomic_load_explicit(&sub->errors, memory_order_relaxed);
-	pthread_mutex_unlock(&bus->ctl_lock);
+	pthread_mutex_unlock(&s->lock);
 	return sub ? EBUS_OK : EBUS_ERR_NOT_FOUND;
-}
-
-/* ---- serial calls ----------------------------------------------------------- */
-
-/*
- * A serial subscription's call, under its guard (a ck fas spin lock). The
- * guard is almost always free; when it is not, another executor is inside
- * the handler: spin a little, then yield. A waiting executor names the
- * subscription in wait_sub and bumps its own progress word, so a holder
- * that sleeps on this executor's full lane re-walks the wait chain and
- * gets EBUS_ERR_DEADLOCK (bus.c full_block). The walk reads the guard's
- * holder (owner) afresh on every step, so the record never goes stale when
- * the guard changes hands.
- *
- * `dead` is checked again once the guard is ours: an unsubscribe from
- * inside the handler on the executor that held it has returned by then
- * (the guard's release orders it), and the handler must not run again.
- */
-int ebus_call_serial(struct ebus *bus, struct ebus_sub *sub, const ebus_event_t *ev, bool *ran)
-{
-	struct ebus_exec *self = bus->sync ? NULL : ebus_tls_exec;
-	bool announced = false;
-	int rc;
-
-	for (unsigned spins = 0; !ck_spinlock_fas_trylock(&sub->guard); spins++) {
-		if (spins < 64) {
-			ebus_cpu_relax();
-			continue;
-		}
-		EBUS_TEST_STALL(EBUS_TP_SERIAL_WAIT, self ? (long)self->index : -1);
-		if (self && !announced) {
-			atomic_store_explicit(&self->wait_sub, sub, memory_order_seq_cst);
-			ebus_exec_notify_all(self);
-			announced = true;
-		}
-		sched_yield();
-	}
-	EBUS_TSAN_ACQUIRE(&sub->guard);
-	atomic_store_explicit(&sub->owner, self, memory_order_seq_cst);
-	if (announced)
-		atomic_store_explicit(&self->wait_sub, NULL, memory_order_seq_cst);
-	EBUS_TEST_STALL(EBUS_TP_SERIAL_ACQUIRED, self ? (long)self->index : -1);
-	*ran = !atomic_load_explicit(&sub->dead, memory_order_acquire);
-	rc = *ran ? sub->fn(ev, sub->ctx) : 0;
-	atomic_store_explicit(&sub->owner, NULL, memory_order_seq_cst);
-	EBUS_TSAN_RELEASE(&sub->guard);
-	ck_spinlock_fas_unlock(&sub->guard);
-	return rc;
-}
-
-/* Destroy: no executor, no publisher, no handler is left. */
-void ebus_subs_destroy(struct ebus *bus)
-{
-	ck_stack_entry_t *e;
-	struct ebus_sub *s;
-	/* Lists handed to executors after they stopped taking them. */
-	for (unsigned i = 0; !bus->sync && i < bus->nexec; i++)
-		if (bus->exec[i])
-			retire_free_list(ebus_exec_retire_leftover(bus->exec[i]));
-	retire_free_list(retire_take(bus));
-	for (e = CK_STACK_FIRST(&bus->all_topics); e; e = CK_STACK_NEXT(e)) {
-		struct ebus_topic_s *t = EBUS_CONTAINER(e, struct ebus_topic_s, all);
-		struct subarr *a = atomic_load_explicit(&t->subs, memory_order_relaxed);
-		if (!a)
-			continue;
-		for (uint32_t i = 0; i < a->n; i++)
-			if (!a->items[i]->pattern)
-				ebus_free(bus, a->items[i], sub_size(0));
-		ebus_free(bus, a, arr_size(a->n));
-		atomic_store_explicit(&t->subs, NULL, memory_order_relaxed);
-	}
-	EBUS_LIST_FOR_EACH_SAFE(s, &bus->patterns, struct ebus_sub, pat_node)
-		ebus_free(bus, s, sub_size(s->patlen));
-	CDS_INIT_LIST_HEAD(&bus->patterns);
-	ebus_free(bus, bus->ids, bus->ids_cap * sizeof *bus->ids);
-	bus->ids = NULL;
-	bus->ids_cap = 0;
 }

@@ -1,5 +1,6 @@
 /*
- * Synchronous mode: publish delivers on the calling thread.
+ * Synchronous mode (bus layer, beside bus.c): publish delivers on the
+ * calling thread.
  *
  * Each topic maps to a stripe (its "executor" index); a stripe mutex is
  * held while its subscribers run. That gives the same contract as the
@@ -14,10 +15,64 @@
  * publish returns (Guava's per-thread queued dispatcher). Nesting would
  * either deadlock on the stripe or run a subscriber inside itself.
  */
-#include "internal.h"
+#include "bus.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+
+_Thread_local unsigned ebus_tls_sync_depth;
+
+/* One mutex per stripe replaces the executor. */
+struct sync_stripe {
+	pthread_mutex_t lock;
+	ebus_ctr published;
+	struct dispatch_ctrs d;
+	struct ebus_hist *hist; /* under lock; NULL unless timestamps */
+} __attribute__((aligned(EBUS_CL)));
+
+int ebus_sync_init(struct ebus *bus)
+{
+	bus->stripes = ebus_zalloc(&bus->alloc, bus->nexec * sizeof bus->stripes[0], EBUS_CL);
+	if (!bus->stripes)
+		return EBUS_ERR_NOMEM;
+	for (unsigned i = 0; i < bus->nexec; i++)
+		pthread_mutex_init(&bus->stripes[i].lock, NULL);
+	for (unsigned i = 0; bus->timestamps && i < bus->nexec; i++) {
+		bus->stripes[i].hist = ebus_zalloc(&bus->alloc, sizeof(struct ebus_hist), EBUS_CL);
+		if (!bus->stripes[i].hist)
+			return EBUS_ERR_NOMEM; /* ebus_sync_fini frees the others */
+	}
+	return EBUS_OK;
+}
+
+void ebus_sync_fini(struct ebus *bus)
+{
+	if (!bus->stripes)
+		return;
+	for (unsigned i = 0; i < bus->nexec; i++) {
+		ebus_free(&bus->alloc, bus->stripes[i].hist, sizeof(struct ebus_hist));
+		pthread_mutex_destroy(&bus->stripes[i].lock);
+	}
+	ebus_free(&bus->alloc, bus->stripes, bus->nexec * sizeof bus->stripes[0]);
+	bus->stripes = NULL;
+}
+
+void ebus_sync_stats(struct ebus *bus, unsigned i, ebus_stats_t *s)
+{
+	struct sync_stripe *st = &bus->stripes[i];
+	s->published += ctr_get(&st->published);
+	s->delivered += ctr_get(&st->d.delivered);
+	s->handler_calls += ctr_get(&st->d.handler_calls);
+	s->handler_errors += ctr_get(&st->d.handler_errors);
+	s->dropped_no_subscriber += ctr_get(&st->d.dropped_no_sub);
+	s->dropped_shutdown += ctr_get(&st->d.dropped_shutdown);
+}
+
+struct ebus_hist *ebus_sync_hist(struct ebus *bus, unsigned i)
+{
+	return bus->stripes[i].hist;
+}
 
 struct defer_q {
 	struct ebus_slot *q;
@@ -82,21 +137,20 @@ static void run_locked(struct ebus *bus, struct sync_stripe *st, struct ebus_slo
 	ctr_add(&st->published, 1);
 	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN &&
 	    bus->shutdown_mode == STOP_DISCARD) {
-		ctr_add(&st->dropped_shutdown, 1);
+		ctr_add(&st->d.dropped_shutdown, 1);
 		ctr_add(&topic_ctrs_of(s->topic, who)->dropped_shutdown, 1);
 		/* A release callback runs under the stripe lock like a handler,
 		 * and under a handler's rules: a publish from it is queued (and
 		 * refused, the bus is closing), an unsubscribe does not wait. */
 		ebus_tls_sync_depth++;
-		ebus_release_payload(bus, s);
+		ebus_slot_release(&bus->alloc, s);
 		ebus_tls_sync_depth--;
 		return;
 	}
 	if (EBUS_UNLIKELY(st->hist != NULL))
 		ebus_hist_record(st->hist, s->ts);
 	ebus_tls_sync_depth++;
-	ebus_dispatch_slot(bus, s, who, &st->delivered, &st->handler_calls, &st->handler_errors,
-	                   &st->dropped_no_sub);
+	ebus_dispatch_slot(&bus->env, s, who, &st->d);
 	ebus_tls_sync_depth--;
 }
 
@@ -110,7 +164,7 @@ static void drain_deferred(void)
 		run_locked(bus, st, &s);
 		pthread_mutex_unlock(&st->lock);
 		atomic_fetch_sub_explicit(&bus->sync_deferred_pending, 1, memory_order_release);
-		ebus_sync_retire_run(bus);
+		ebus_subs_sync_retire_run(&bus->subs);
 	}
 }
 
@@ -141,7 +195,7 @@ int ebus_sync_publish(struct ebus_topic_s *t, const void *data, size_t len, int 
 			if (len)
 				memcpy(s.u.data, data, len);
 		} else {
-			void *copy = ebus_alloc(bus, len, 16);
+			void *copy = ebus_alloc(&bus->alloc, len, 16);
 			if (!copy)
 				return EBUS_ERR_NOMEM;
 			memcpy(copy, data, len);
@@ -151,7 +205,7 @@ int ebus_sync_publish(struct ebus_topic_s *t, const void *data, size_t len, int 
 		rc = defer_push(&s);
 		if (rc) {
 			if (s.kind == SLOT_OWNED)
-				ebus_free(bus, s.u.ref.ptr, len);
+				ebus_free(&bus->alloc, s.u.ref.ptr, len);
 			return rc;
 		}
 		atomic_fetch_add_explicit(&bus->sync_deferred_pending, 1, memory_order_relaxed);
@@ -172,20 +226,22 @@ int ebus_sync_publish(struct ebus_topic_s *t, const void *data, size_t len, int 
 	pthread_mutex_unlock(&st->lock);
 	EBUS_TEST_STALL(EBUS_TP_SYNC_PUBLISH_END, -1);
 	drain_deferred();
-	ebus_sync_retire_run(bus);
+	ebus_subs_sync_retire_run(&bus->subs);
 	return EBUS_OK;
 }
 
-void ebus_sync_grace_period(struct ebus *bus)
+void ebus_sync_grace_period(void *ctx)
 {
+	struct ebus *bus = ctx;
 	for (unsigned i = 0; i < bus->nexec; i++) {
 		pthread_mutex_lock(&bus->stripes[i].lock);
 		pthread_mutex_unlock(&bus->stripes[i].lock);
 	}
 }
 
-bool ebus_sync_try_grace_period(struct ebus *bus)
+bool ebus_sync_try_grace_period(void *ctx)
 {
+	struct ebus *bus = ctx;
 	for (unsigned i = 0; i < bus->nexec; i++) {
 		if (pthread_mutex_trylock(&bus->stripes[i].lock) != 0)
 			return false;

@@ -1,6 +1,9 @@
 /*
- * Topics: name validation (NATS subject syntax, literal subjects only),
- * hashing, and the registry that interns names into immortal handles.
+ * Topic layer: name validation (NATS subject syntax, literal subjects
+ * only), hashing, and the registry that interns names into immortal
+ * handles (contract in topic.h). Deciding what a new topic's first
+ * subscriber array is belongs to the subscription layer, which calls
+ * ebus_registry_add under its lock.
  *
  * The registry is a cds_lfht bound to liburcu's bp ("bulletproof") flavor.
  * Its readers are arbitrary application threads (ebus_topic,
@@ -11,7 +14,7 @@
  * bp grace periods are only needed for the table's own resizes and at
  * destroy. Executors never read the registry: events carry topic pointers.
  */
-#include "internal.h"
+#include "topic.h"
 
 #include <assert.h>
 #include <urcu/urcu-bp.h>
@@ -82,17 +85,27 @@ static int topic_match(struct cds_lfht_node *node, const void *key)
 	return t->namelen == k->len && memcmp(t->name, k->name, k->len) == 0;
 }
 
-int ebus_registry_init(struct ebus *bus)
+bool ebus_name_reserved(const char *name, size_t len)
 {
-	ebus_platform_init();
-	ck_stack_init(&bus->all_topics);
-	/* AUTO_RESIZE | ACCOUNTING: grow with the topic count (notes 4.4). */
-	bus->topics = cds_lfht_new_flavor(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-	                                  &urcu_bp_flavor, NULL);
-	return bus->topics ? EBUS_OK : EBUS_ERR_NOMEM;
+	return len > sizeof EBUS_META_PREFIX - 1 &&
+	       memcmp(name, EBUS_META_PREFIX, sizeof EBUS_META_PREFIX - 1) == 0;
 }
 
-struct ebus_topic_s *ebus_registry_find(struct ebus *bus, const char *name, size_t len, uint64_t hash)
+int ebus_registry_init(struct ebus_registry *r, struct ebus *bus, const ebus_allocator_t *a,
+                       unsigned nexec)
+{
+	r->alloc = a;
+	r->bus = bus;
+	r->nexec = nexec;
+	ck_stack_init(&r->all);
+	/* AUTO_RESIZE | ACCOUNTING: grow with the topic count (notes 4.4). */
+	r->table = cds_lfht_new_flavor(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+	                               &urcu_bp_flavor, NULL);
+	return r->table ? EBUS_OK : EBUS_ERR_NOMEM;
+}
+
+struct ebus_topic_s *ebus_registry_find(struct ebus_registry *r, const char *name, size_t len,
+                                        uint64_t hash)
 {
 	struct cds_lfht_iter it;
 	struct cds_lfht_node *node;
@@ -100,7 +113,7 @@ struct ebus_topic_s *ebus_registry_find(struct ebus *bus, const char *name, size
 	struct ebus_topic_s *t = NULL;
 
 	urcu_bp_read_lock();
-	cds_lfht_lookup(bus->topics, (unsigned long)hash, topic_match, &key, &it);
+	cds_lfht_lookup(r->table, (unsigned long)hash, topic_match, &key, &it);
 	node = cds_lfht_iter_get_node(&it);
 	if (node) {
 		t = caa_container_of(node, struct ebus_topic_s, node);
@@ -110,176 +123,163 @@ struct ebus_topic_s *ebus_registry_find(struct ebus *bus, const char *name, size
 	return t; /* topics are immortal: safe after the read section */
 }
 
-/* Caller holds ctl_lock and found no topic of that name. */
-static int topic_create(struct ebus *bus, const char *name, size_t len, uint64_t hash,
-                        int executor, unsigned flags, struct ebus_topic_s **out)
+static size_t topic_size(size_t namelen)
+{
+	return sizeof(struct ebus_topic_s) + namelen + 1;
+}
+
+/* An unordered topic's counter blocks, one per executor (stripe). */
+static int topic_ctrs_init(struct ebus_registry *r, struct ebus_topic_s *t)
+{
+	if (!(t->flags & EBUS_TOPIC_UNORDERED))
+		return EBUS_OK; /* ctrs.one is zeroed with the topic */
+	t->ctrs.per_exec = ebus_zalloc(r->alloc, r->nexec * sizeof(struct topic_ctrs), EBUS_CL);
+	return t->ctrs.per_exec ? EBUS_OK : EBUS_ERR_NOMEM;
+}
+
+static void topic_free(struct ebus_registry *r, struct ebus_topic_s *t)
+{
+	if (t->flags & EBUS_TOPIC_UNORDERED)
+		ebus_free(r->alloc, t->ctrs.per_exec, r->nexec * sizeof(struct topic_ctrs));
+	ebus_free(r->alloc, t, topic_size(t->namelen));
+}
+
+int ebus_registry_add(struct ebus_registry *r, const char *name, size_t len, uint64_t hash,
+                      int executor, unsigned flags, struct subarr *first,
+                      struct ebus_topic_s **out)
 {
 	struct ebus_topic_s *t;
 	struct cds_lfht_node *node;
 	struct name_key key;
-	struct subarr *subs;
-	int rc;
 
-	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN)
-		return EBUS_ERR_SHUTDOWN;
-	t = ebus_zalloc(bus, sizeof *t + len + 1, _Alignof(struct ebus_topic_s));
+	t = ebus_zalloc(r->alloc, topic_size(len), _Alignof(struct ebus_topic_s));
 	if (!t)
 		return EBUS_ERR_NOMEM;
-	t->bus = bus;
+	t->bus = r->bus;
 	t->hash = hash;
-	t->executor = executor >= 0 ? (unsigned)executor : (unsigned)(hash % bus->nexec);
+	t->executor = executor >= 0 ? (unsigned)executor : (unsigned)(hash % r->nexec);
 	t->flags = flags & EBUS_TOPIC_UNORDERED;
-	if (len > sizeof EBUS_META_PREFIX - 1 &&
-	    memcmp(name, EBUS_META_PREFIX, sizeof EBUS_META_PREFIX - 1) == 0)
+	if (ebus_name_reserved(name, len))
 		t->flags |= TOPIC_RESERVED;
 	t->namelen = len;
-	memcpy(t->name, name, len + 1);
-	if (ebus_topic_stats_init(bus, t) != EBUS_OK) {
-		ebus_free(bus, t, sizeof *t + len + 1);
+	memcpy(t->name, name, len);
+	t->name[len] = '\0';
+	if (topic_ctrs_init(r, t) != EBUS_OK) {
+		ebus_free(r->alloc, t, topic_size(len));
 		return EBUS_ERR_NOMEM;
 	}
-	rc = ebus_subs_for_new_topic(bus, t, &subs);
-	if (rc) {
-		ebus_topic_stats_fini(bus, t);
-		ebus_free(bus, t, sizeof *t + len + 1);
-		return rc;
-	}
-	atomic_init(&t->subs, subs);
+	atomic_init(&t->subs, first);
 	cds_lfht_node_init(&t->node);
 	key.name = t->name;
 	key.len = len;
 	EBUS_TSAN_RELEASE(t);
 	urcu_bp_read_lock();
-	node = cds_lfht_add_unique(bus->topics, (unsigned long)hash, topic_match, &key, &t->node);
+	node = cds_lfht_add_unique(r->table, (unsigned long)hash, topic_match, &key, &t->node);
 	urcu_bp_read_unlock();
-	/* Every creator holds ctl_lock and looked first: nobody can have added
+	/* Every creator is serialised and looked first: nobody can have added
 	 * this name since. */
 	assert(node == &t->node);
 	(void)node;
-	ck_stack_push_upmc(&bus->all_topics, &t->all);
+	ck_stack_push_upmc(&r->all, &t->all);
 	*out = t;
-	return EBUS_OK;
-}
-
-int ebus_registry_intern(struct ebus *bus, const char *name, int executor, unsigned flags,
-                         struct ebus_topic_s **out)
-{
-	size_t len;
-	uint64_t hash;
-	struct ebus_topic_s *t;
-	int rc;
-
-	if (!bus || !out)
-		return EBUS_ERR_NULL;
-	rc = ebus_topic_check(name, &len);
-	if (rc)
-		return rc;
-	if (executor >= 0 && (unsigned)executor >= bus->nexec)
-		return EBUS_ERR_EXECUTOR;
-	if (flags & ~(EBUS_TOPIC_UNORDERED | TOPIC_ANY_ORDER))
-		return EBUS_ERR_FLAGS;
-	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN)
-		return EBUS_ERR_SHUTDOWN;
-
-	hash = ebus_hash(name, len);
-	t = ebus_registry_find(bus, name, len, hash);
-	if (!t) {
-		/* Creation is serialised with pattern subscriptions (ctl_lock):
-		 * a new topic gets every matching pattern, and a new pattern sees
-		 * every topic. Lookups stay lock-free. */
-		pthread_mutex_lock(&bus->ctl_lock);
-		t = ebus_registry_find(bus, name, len, hash);
-		if (!t && (rc = topic_create(bus, name, len, hash, executor, flags, &t)) != EBUS_OK) {
-			pthread_mutex_unlock(&bus->ctl_lock);
-			return rc;
-		}
-		pthread_mutex_unlock(&bus->ctl_lock);
-	}
-	*out = t;
-	if (executor >= 0 && t->executor != (unsigned)executor)
-		return EBUS_ERR_EXISTS;
-	if (!(flags & TOPIC_ANY_ORDER) && ((t->flags ^ flags) & EBUS_TOPIC_UNORDERED))
-		return EBUS_ERR_ORDERING;
 	return EBUS_OK;
 }
 
 /*
- * ebus_publish_name for a name never interned: create the topic only if a
- * pattern subscription matches it (so its subscribers get the event);
- * otherwise *out = NULL and nothing is created, so arbitrary names cannot
- * grow the registry.
+ * The walk while ebus_registry_add pushes onto r->all (ck_stack_push_upmc):
+ * a push sets the new entry's next, fences stores and CASes the head, so an
+ * entry reached from a loaded head is complete; no entry is popped or
+ * relinked before ebus_registry_destroy (which may not run concurrently).
+ * So the list reached from one loaded head never changes, and two walks
+ * from it see the same topics. The loads are ck's (asm): TSan sees neither
+ * them nor the push's plain store of next (tsan.supp, ck_stack_push_upmc);
+ * the topic's own fields are covered by the release the adding thread
+ * makes on the topic before publishing it, acquired here.
  */
-int ebus_registry_intern_matched(struct ebus *bus, const char *name, size_t len, uint64_t hash,
-                                 struct ebus_topic_s **out)
+static struct ebus_topic_s *topic_of(ck_stack_entry_t *e)
 {
 	struct ebus_topic_s *t;
-	int rc = EBUS_OK;
-
-	*out = NULL;
-	if (!atomic_load_explicit(&bus->npatterns, memory_order_relaxed))
-		return EBUS_OK;
-	pthread_mutex_lock(&bus->ctl_lock);
-	t = ebus_registry_find(bus, name, len, hash);
-	if (!t) {
-		struct ebus_sub *s;
-		EBUS_LIST_FOR_EACH(s, &bus->patterns, struct ebus_sub, pat_node) {
-			if (ebus_pattern_matches(s->pattern, s->patlen, name, len)) {
-				rc = topic_create(bus, name, len, hash, -1, 0, &t);
-				break;
-			}
-		}
-	}
-	pthread_mutex_unlock(&bus->ctl_lock);
-	*out = t;
-	return rc;
+	if (!e)
+		return NULL;
+	t = EBUS_CONTAINER(e, struct ebus_topic_s, all);
+	EBUS_TSAN_ACQUIRE(t);
+	return t;
 }
 
-void ebus_registry_destroy(struct ebus *bus)
+struct ebus_topic_s *ebus_registry_first(struct ebus_registry *r)
+{
+	ck_stack_entry_t *e = ck_pr_load_ptr(&r->all.head);
+	ck_pr_fence_load();
+	return topic_of(e);
+}
+
+struct ebus_topic_s *ebus_registry_next(struct ebus_topic_s *t)
+{
+	ck_stack_entry_t *n = ck_pr_load_ptr(&t->all.next);
+	ck_pr_fence_load();
+	return topic_of(n);
+}
+
+void ebus_registry_destroy(struct ebus_registry *r)
 {
 	ck_stack_entry_t *e, *next;
 	struct ebus_topic_s *t;
 
-	if (!bus->topics)
+	if (!r->table)
 		return;
 	/* Unlink every node, wait for bp readers (and the resize worker), then
 	 * free. Destroy runs outside any read-side section (the 0.13.2 lfht
 	 * destroy deadlock needs the caller inside one). */
 	urcu_bp_read_lock();
-	for (e = CK_STACK_FIRST(&bus->all_topics); e; e = CK_STACK_NEXT(e)) {
+	for (e = CK_STACK_FIRST(&r->all); e; e = CK_STACK_NEXT(e)) {
 		t = EBUS_CONTAINER(e, struct ebus_topic_s, all);
-		(void)cds_lfht_del(bus->topics, &t->node);
+		(void)cds_lfht_del(r->table, &t->node);
 	}
 	urcu_bp_read_unlock();
 	urcu_bp_synchronize_rcu();
-	(void)cds_lfht_destroy(bus->topics, NULL);
-	bus->topics = NULL;
-	for (e = ck_stack_batch_pop_upmc(&bus->all_topics); e; e = next) {
+	(void)cds_lfht_destroy(r->table, NULL);
+	r->table = NULL;
+	for (e = ck_stack_batch_pop_upmc(&r->all); e; e = next) {
 		next = CK_STACK_NEXT(e);
-		t = EBUS_CONTAINER(e, struct ebus_topic_s, all);
-		ebus_topic_stats_fini(bus, t);
-		ebus_free(bus, t, sizeof *t + t->namelen + 1);
+		topic_free(r, EBUS_CONTAINER(e, struct ebus_topic_s, all));
 	}
 }
 
-int ebus_topic(ebus_t *bus, const char *name, ebus_topic_t **out)
+void ebus_topic_count_refused(struct ebus_topic_s *t, int rc)
 {
-	return ebus_registry_intern(bus, name, -1, TOPIC_ANY_ORDER, out);
+	switch (rc) {
+	case EBUS_ERR_FULL:
+	case EBUS_ERR_DEADLOCK:
+		atomic_fetch_add_explicit(&t->rejected_full, 1, memory_order_relaxed);
+		break;
+	case EBUS_DROPPED:
+		atomic_fetch_add_explicit(&t->dropped_full, 1, memory_order_relaxed);
+		break;
+	case EBUS_ERR_TIMEOUT:
+		atomic_fetch_add_explicit(&t->rejected_timeout, 1, memory_order_relaxed);
+		break;
+	default:
+		break; /* EBUS_ERR_SHUTDOWN is counted per bus (rejected_shutdown) */
+	}
 }
 
-int ebus_topic_on(ebus_t *bus, const char *name, unsigned executor, ebus_topic_t **out)
+void ebus_topic_read_stats(struct ebus_topic_s *t, unsigned nexec, ebus_topic_stats_t *o)
 {
-	if (bus && executor >= bus->nexec)
-		return EBUS_ERR_EXECUTOR;
-	return ebus_registry_intern(bus, name, (int)executor, TOPIC_ANY_ORDER, out);
-}
-
-int ebus_topic_ex(ebus_t *bus, const char *name, int executor, unsigned flags, ebus_topic_t **out)
-{
-	if (flags & ~EBUS_TOPIC_UNORDERED)
-		return EBUS_ERR_FLAGS;
-	if (bus && executor >= 0 && (unsigned)executor >= bus->nexec)
-		return EBUS_ERR_EXECUTOR;
-	return ebus_registry_intern(bus, name, executor < 0 ? -1 : executor, flags, out);
+	unsigned nblk = (t->flags & EBUS_TOPIC_UNORDERED) ? nexec : 1;
+	o->flags = t->flags;
+	o->executor = (t->flags & EBUS_TOPIC_UNORDERED) ? -1 : (int)t->executor;
+	for (unsigned i = 0; i < nblk; i++) {
+		struct topic_ctrs *c = topic_ctrs_of(t, i);
+		o->delivered += ctr_get(&c->delivered);
+		o->handler_calls += ctr_get(&c->handler_calls);
+		o->handler_errors += ctr_get(&c->handler_errors);
+		o->dropped_no_subscriber += ctr_get(&c->dropped_no_sub);
+		o->dropped_shutdown += ctr_get(&c->dropped_shutdown);
+	}
+	o->dispatched = o->delivered + o->dropped_no_subscriber + o->dropped_shutdown;
+	o->dropped_full = atomic_load_explicit(&t->dropped_full, memory_order_relaxed);
+	o->rejected_full = atomic_load_explicit(&t->rejected_full, memory_order_relaxed);
+	o->rejected_timeout = atomic_load_explicit(&t->rejected_timeout, memory_order_relaxed);
 }
 
 unsigned ebus_topic_flags(const ebus_topic_t *t)

@@ -12,7 +12,7 @@
  */
 #include "testutil.h"
 
-#include "internal.h"
+#include "topic.h"
 #include "pattern_ref.h"
 
 #define SENTINEL 42

@@ -1,0 +1,164 @@
+/*
+ * Lane layer: the slot, the single-producer ring of slots (one per
+ * publishing thread and executor), the batched consumer view of a ck_ring
+ * (used by the executor for lanes and by consumer.c for pull queues), and
+ * the bus's set of live lanes.
+ *
+ * Contract:
+ *  - A lane has one producer (the thread that created it, through
+ *    ebus_lane_reserve/ebus_lane_commit and the producer-side counters)
+ *    and one consumer (its executor, through the ring view). Nobody else
+ *    writes its ring.
+ *  - The lane set owns every lane's memory. Lanes enter it with
+ *    ebus_lane_new (any thread) and leave it with ebus_lane_reclaim (the
+ *    consumer, once the lane is closed and empty) or ebus_lane_set_fini
+ *    (destroy, alone). Its lock orders those against readers that walk it
+ *    (flush marks, statistics); it is never held across a wait.
+ *  - Failure: ebus_lane_new returns NULL (out of memory) and changes nothing.
+ */
+#ifndef EBUS_LANE_H
+#define EBUS_LANE_H
+
+#include "base.h"
+
+#include <ck_ring.h>
+#include <ck_stack.h>
+#include <pthread.h>
+
+/* ---- the slot: one cache line, stored inline in the ring ---------------- */
+enum { SLOT_INLINE = 0, SLOT_OWNED = 1, SLOT_REF = 2 };
+
+struct ebus_topic_s;
+struct ebus_slot {
+	struct ebus_topic_s *topic;
+	uint64_t ts; /* ebus_now_ns() at publish, when the bus stamps events */
+	uint32_t len;
+	uint32_t kind;
+	union {
+		unsigned char data[EBUS_INLINE_MAX];
+		struct {
+			void *ptr;
+			ebus_release_fn release; /* SLOT_REF only */
+			void *arg;
+		} ref;
+	} u;
+} __attribute__((aligned(EBUS_CL)));
+_Static_assert(sizeof(struct ebus_slot) == EBUS_CL, "a slot is one cache line");
+
+CK_RING_PROTOTYPE(ebus_slot, ebus_slot)
+
+/* Frees an owned copy or calls a reference's release function. */
+static inline void ebus_slot_release(const ebus_allocator_t *a, struct ebus_slot *s)
+{
+	if (s->kind == SLOT_OWNED)
+		ebus_free(a, s->u.ref.ptr, s->len);
+	else if (s->kind == SLOT_REF && s->u.ref.release)
+		s->u.ref.release(s->u.ref.ptr, s->len, s->u.ref.arg);
+}
+
+/*
+ * ---- the batched consumer view of a single-consumer ck_ring -------------
+ * ck 0.7.1 has no batch API (research notes 2.4). The consumer looks at
+ * what is committed, uses the records in place, and releases them with
+ * one c_head store, so the producer's cache line of c_head moves once per
+ * batch, not once per record. Consumer only.
+ */
+/* Committed records from *head on (head: the consumer's index). */
+static inline unsigned ebus_ring_peek(struct ck_ring *r, unsigned *head)
+{
+	unsigned c = __atomic_load_n(&r->c_head, __ATOMIC_RELAXED);
+	unsigned p = __atomic_load_n(&r->p_tail, __ATOMIC_ACQUIRE);
+	*head = c;
+	if (p != c)
+		EBUS_TSAN_ACQUIRE(&r->p_tail); /* pairs with the producer's commit */
+	return p - c;
+}
+
+/* Gives every record before `head` back to the producers. */
+static inline void ebus_ring_release(struct ck_ring *r, unsigned head)
+{
+	EBUS_TSAN_RELEASE(&r->c_head); /* record reads before a producer reuses them */
+	__atomic_store_n(&r->c_head, head, __ATOMIC_RELEASE);
+}
+
+/* Committed and not yet released; any thread (a snapshot of two loads). */
+static inline unsigned ebus_ring_queued(struct ck_ring *r)
+{
+	return __atomic_load_n(&r->p_tail, __ATOMIC_ACQUIRE) -
+	       __atomic_load_n(&r->c_head, __ATOMIC_ACQUIRE);
+}
+
+/* ---- lanes -------------------------------------------------------------- */
+struct lane {
+	struct ck_ring ring __attribute__((aligned(EBUS_CL)));
+	/* producer-written counters, own line */
+	ebus_ctr published __attribute__((aligned(EBUS_CL)));
+	ebus_ctr dropped_full;
+	ebus_ctr rejected_full;
+	ebus_ctr rejected_timeout;
+	/* cold */
+	struct ebus_slot *buf __attribute__((aligned(EBUS_CL)));
+	/* The consuming executor's park word, set by ebus_exec_add_lane: the
+	 * publisher reads it after every commit to see whether to wake a parked
+	 * executor (exec.h ebus_lane_needs_wake), one load, not three through
+	 * the bus. */
+	_Atomic uint32_t *park_word;
+	_Atomic int closed;     /* the owning thread exited; set after its last commit */
+	_Atomic int space_wait; /* the producer sleeps until this lane is half empty */
+	unsigned exec;          /* index of the consuming executor */
+	/* Unique in the set, increasing. The set's list is newest first, so
+	 * ids decrease along it: flush finds its lanes again by id, and a
+	 * missing id means reclaimed (drained). */
+	uint64_t id;
+	ck_stack_entry_t link;         /* announcement to the executor (exec.h) */
+	struct cds_list_head set_node; /* lane_set.lanes, under lane_set.lock */
+};
+
+/* Producer: a free slot, or NULL when the lane is full. */
+static inline struct ebus_slot *ebus_lane_reserve(struct lane *l)
+{
+	struct ebus_slot *s = ck_ring_enqueue_reserve_spsc_ebus_slot(&l->ring, l->buf);
+	if (EBUS_LIKELY(s != NULL))
+		EBUS_TSAN_ACQUIRE(&l->ring.c_head); /* the consumer is done with this slot */
+	return s;
+}
+
+/* Producer: makes the reserved slot visible to the consumer. */
+static inline void ebus_lane_commit(struct lane *l)
+{
+	EBUS_TSAN_RELEASE(&l->ring.p_tail);
+	ck_ring_enqueue_commit_spsc(&l->ring);
+	ctr_add(&l->published, 1);
+}
+
+/* ---- the set of a bus's live lanes ------------------------------------- */
+
+/* Totals of one executor's reclaimed lanes (a live lane counts itself). */
+struct lane_totals {
+	uint64_t published, dropped_full, rejected_full, rejected_timeout;
+	uint64_t created; /* lanes ever made for this executor */
+};
+
+struct lane_set {
+	pthread_mutex_t lock;
+	struct cds_list_head lanes; /* struct lane (set_node), newest first */
+	uint64_t last_id;           /* last lane id handed out */
+	struct lane_totals *gone;   /* [nexec], under lock */
+	const ebus_allocator_t *alloc;
+	unsigned capacity, nexec;
+};
+
+int ebus_lane_set_init(struct lane_set *s, const ebus_allocator_t *a, unsigned capacity,
+                       unsigned nexec);
+/* Destroy, alone: frees every lane left and the set's own memory. */
+void ebus_lane_set_fini(struct lane_set *s);
+/* Any thread: a new, empty lane for executor `exec`, already in the set. */
+struct lane *ebus_lane_new(struct lane_set *s, unsigned exec);
+/* The lane's consumer, once it is closed and empty: adds its counters to
+ * the executor's totals and frees it. */
+void ebus_lane_reclaim(struct lane_set *s, struct lane *l);
+/* Adds executor `exec`'s lanes (live and reclaimed) to *st: published,
+ * losses on full lanes, queued, lanes_live, lanes_created. Any thread. */
+void ebus_lane_set_stats(struct lane_set *s, unsigned exec, ebus_stats_t *st);
+
+#endif
