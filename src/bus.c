@@ -7,7 +7,6 @@
  */
 #include "bus.h"
 
-#include <sched.h>
 #include <stdlib.h>
 
 #define DEFAULT_CAPACITY 1024u
@@ -670,13 +669,31 @@ static void stop_executors(struct ebus *bus, int mode)
 	}
 }
 
-/* Waits until no publish call is inside its critical section. */
+/* Waits until no publish call is inside its critical section; a publisher
+ * blocked on a full lane is poked to re-check the state. */
+struct publishers_wait {
+	struct ebus_waiter w;
+	struct ebus *bus;
+};
+
+static int publishers_check(struct ebus_waiter *w)
+{
+	struct ebus *bus = EBUS_CONTAINER(w, struct publishers_wait, w)->bus;
+	return ebus_producers_busy(bus) ? EBUS_WAIT_AGAIN : EBUS_OK;
+}
+
+static uint32_t publishers_poke(struct ebus_waiter *w)
+{
+	poke_waiters(EBUS_CONTAINER(w, struct publishers_wait, w)->bus);
+	return 0;
+}
+
 static void wait_publishers(struct ebus *bus)
 {
-	while (ebus_producers_busy(bus)) {
-		poke_waiters(bus); /* a publisher blocked on a full lane re-checks */
-		sched_yield();
-	}
+	struct publishers_wait x = { { publishers_check, publishers_poke, NULL, NULL,
+		                       EBUS_DEADLINE_NONE },
+		                     bus };
+	(void)ebus_wait_for(&x.w);
 }
 
 /* The calling thread is a handler of this bus (it would wait for itself). */

@@ -18,7 +18,6 @@
 #include "bus.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 
 _Thread_local unsigned ebus_tls_sync_depth;
@@ -250,17 +249,32 @@ bool ebus_sync_try_grace_period(void *ctx)
 	return true;
 }
 
+struct deferred_wait {
+	struct ebus_waiter w;
+	struct ebus *bus;
+};
+
+static int deferred_check(struct ebus_waiter *w)
+{
+	struct ebus *bus = EBUS_CONTAINER(w, struct deferred_wait, w)->bus;
+	if (atomic_load_explicit(&bus->sync_deferred_pending, memory_order_acquire))
+		return EBUS_WAIT_AGAIN;
+	return EBUS_OK;
+}
+
+static uint32_t deferred_announce(struct ebus_waiter *w)
+{
+	(void)w;
+	return 0; /* nobody wakes us: the queuing threads deliver, we yield */
+}
+
 /* In-flight dispatches finish (stripe sweep), then every queued nested
  * publish is delivered by the thread that queued it. */
 static int sync_quiesce(struct ebus *bus, uint64_t deadline)
 {
+	struct deferred_wait x = { { deferred_check, deferred_announce, NULL, NULL, deadline }, bus };
 	ebus_sync_grace_period(bus);
-	while (atomic_load_explicit(&bus->sync_deferred_pending, memory_order_acquire)) {
-		if (ebus_past(deadline))
-			return EBUS_ERR_TIMEOUT;
-		sched_yield();
-	}
-	return EBUS_OK;
+	return ebus_wait_for(&x.w);
 }
 
 int ebus_sync_flush(struct ebus *bus, uint64_t timeout_ns)

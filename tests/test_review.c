@@ -1204,6 +1204,55 @@ static void item10_membarrier_failure(void)
 	ebus_destroy(b);
 }
 
+/* ---- structure issue: subscription ids of far-apart buses -------------- */
+
+static _Atomic uint64_t s9_calls;
+
+static int s9_count(const ebus_event_t *ev, void *ctx)
+{
+	(void)ev;
+	(void)ctx;
+	atomic_fetch_add(&s9_calls, 1);
+	return 0;
+}
+
+/* A bus's first subscription, and the first subscription of a bus made
+ * 4096 buses later (same table slot; a 12-bit bus tag repeats there):
+ * the first bus's id must not name the other bus's subscription. */
+static void also_sub_ids_across_buses(void)
+{
+	ebus_config_t c;
+	ebus_t *a = NULL, *b = NULL;
+	ebus_topic_t *ta = NULL, *tb = NULL;
+	ebus_sub_id ida = 0, idb = 0;
+	uint64_t errors = 0;
+
+	memset(&c, 0, sizeof c);
+	c.synchronous = 1; /* no threads: 4096 buses stay cheap */
+	CHECK_OK(ebus_create(&c, &a));
+	CHECK_OK(ebus_topic(a, "ids.a", &ta));
+	CHECK_OK(ebus_subscribe(ta, s9_count, NULL, &ida));
+	for (int i = 0; i < 4095; i++) {
+		ebus_t *x = NULL;
+		CHECK_OK(ebus_create(&c, &x));
+		ebus_destroy(x);
+	}
+	CHECK_OK(ebus_create(&c, &b));
+	CHECK_OK(ebus_topic(b, "ids.b", &tb));
+	CHECK_OK(ebus_subscribe(tb, s9_count, NULL, &idb));
+	CHECK_EQ_INT(ebus_sub_errors(b, ida, &errors), EBUS_ERR_NOT_FOUND);
+	CHECK_EQ_INT(ebus_unsubscribe(b, ida), EBUS_ERR_NOT_FOUND);
+	CHECK_OK(ebus_publish(tb, "x", 1));
+	CHECK_EQ_U64(atomic_load(&s9_calls), 1); /* b's subscription is intact */
+	CHECK_EQ_INT(ebus_unsubscribe(a, idb), EBUS_ERR_NOT_FOUND);
+	CHECK_OK(ebus_publish(ta, "x", 1));
+	CHECK_EQ_U64(atomic_load(&s9_calls), 2); /* and so is a's */
+	CHECK_OK(ebus_unsubscribe(b, idb));
+	CHECK_OK(ebus_unsubscribe(a, ida));
+	ebus_destroy(b);
+	ebus_destroy(a);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -1223,6 +1272,7 @@ static const struct {
 	{"item10_producer_oom", item10_producer_oom},
 	{"item10_nomem_changes_nothing", item10_nomem_changes_nothing},
 	{"also_max_payload_bound", also_max_payload_bound},
+	{"also_sub_ids_across_buses", also_sub_ids_across_buses},
 	/* last: the switch to mfence lasts for the process */
 	{"item10_membarrier_failure", item10_membarrier_failure},
 };
