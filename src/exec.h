@@ -36,6 +36,8 @@ enum { META_SUB_ADDED, META_SUB_REMOVED, META_STARTED, META_STOPPED, META_IDLE, 
 struct dispatch_ctrs {
 	ebus_ctr delivered, handler_calls, handler_errors, dropped_no_sub, dropped_shutdown;
 };
+/* Adds them to *s (relaxed reads; any thread). */
+void ebus_dispatch_ctrs_read(struct dispatch_ctrs *d, ebus_stats_t *s);
 
 /* What the executor layer needs from its bus: fixed before any executor
  * starts, read-only afterwards. */

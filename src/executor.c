@@ -72,8 +72,10 @@ struct ebus_exec {
 
 /* ---- dispatch ------------------------------------------------------------- */
 
-static int call_serial(const struct ebus_env *env, struct ebus_sub *sub, const ebus_event_t *ev,
-                       bool *ran);
+/* Out of line: serial subscriptions are the exception, and inlined its wait
+ * context would be set up on every dispatch. */
+static __attribute__((noinline)) int call_serial(const struct ebus_env *env, struct ebus_sub *sub,
+                                                 const ebus_event_t *ev, bool *ran);
 
 void ebus_dispatch_slot(const struct ebus_env *env, struct ebus_slot *s, unsigned who,
                         struct dispatch_ctrs *d)
@@ -155,22 +157,20 @@ static int serial_check(struct ebus_waiter *w)
 	return ck_spinlock_fas_trylock(&sw->sub->guard) ? EBUS_OK : EBUS_WAIT_AGAIN;
 }
 
-static void exec_poke(struct ebus_exec *ex);
-
 static uint32_t serial_announce(struct ebus_waiter *w)
 {
 	struct serial_wait *sw = EBUS_CONTAINER(w, struct serial_wait, w);
 	EBUS_TEST_STALL(EBUS_TP_SERIAL_WAIT, sw->self ? (long)sw->self->index : -1);
 	if (sw->self && !sw->announced) {
 		atomic_store_explicit(&sw->self->wait_sub, sw->sub, memory_order_seq_cst);
-		exec_poke(sw->self);
+		ebus_exec_poke(sw->self);
 		sw->announced = true;
 	}
 	return 0;
 }
 
-static int call_serial(const struct ebus_env *env, struct ebus_sub *sub, const ebus_event_t *ev,
-                       bool *ran)
+static __attribute__((noinline)) int call_serial(const struct ebus_env *env, struct ebus_sub *sub,
+                                                 const ebus_event_t *ev, bool *ran)
 {
 	struct ebus_exec *self = ebus_on_executor_of(env) ? ebus_tls_exec : NULL;
 	struct serial_wait sw = { { serial_check, serial_announce, NULL, NULL, EBUS_DEADLINE_NONE },
@@ -213,14 +213,9 @@ void ebus_exec_wake(struct ebus_exec *ex)
 	ebus_wake_edge(&ex->sleeping);
 }
 
-static void exec_poke(struct ebus_exec *ex)
-{
-	ebus_wake_all(&ex->progress);
-}
-
 void ebus_exec_poke(struct ebus_exec *ex)
 {
-	exec_poke(ex);
+	ebus_wake_all(&ex->progress);
 }
 
 /*
@@ -242,7 +237,7 @@ static void notify_progress(struct ebus_exec *ex, bool idle)
 		return;
 	EBUS_TEST_STALL(EBUS_TP_EXEC_WAKING, 2 * (long)ex->index + idle);
 	atomic_store_explicit(&ex->wake_at, UINT64_MAX, memory_order_seq_cst);
-	exec_poke(ex);
+	ebus_exec_poke(ex);
 	EBUS_TEST_STALL(EBUS_TP_EXEC_NOTIFY, 2 * (long)ex->index + idle);
 }
 
@@ -333,7 +328,7 @@ static unsigned lane_drain(struct ebus_exec *ex, struct lane *l, unsigned max, i
 	ebus_fence_light();
 	if (EBUS_UNLIKELY(atomic_load_explicit(&l->space_wait, memory_order_relaxed)) &&
 	    p - (c + n) <= mask / 2)
-		exec_poke(ex);
+		ebus_exec_poke(ex);
 	EBUS_TEST_STALL(EBUS_TP_LANE_DRAINED, ex->index);
 	return n;
 }
@@ -534,7 +529,7 @@ static void *exec_main(void *arg)
 	urcu_qsbr_unregister_thread();
 	ebus_tls_exec = NULL;
 	atomic_store_explicit(&ex->exited, 1, memory_order_seq_cst);
-	exec_poke(ex);
+	ebus_exec_poke(ex);
 	return NULL;
 }
 
@@ -605,14 +600,19 @@ bool ebus_on_executor_of(const struct ebus_env *env)
 
 /* ---- statistics ------------------------------------------------------------------- */
 
+void ebus_dispatch_ctrs_read(struct dispatch_ctrs *d, ebus_stats_t *s)
+{
+	s->delivered += ctr_get(&d->delivered);
+	s->handler_calls += ctr_get(&d->handler_calls);
+	s->handler_errors += ctr_get(&d->handler_errors);
+	s->dropped_no_subscriber += ctr_get(&d->dropped_no_sub);
+	s->dropped_shutdown += ctr_get(&d->dropped_shutdown);
+}
+
 void ebus_exec_stats(struct ebus_exec *ex, ebus_stats_t *s)
 {
 	s->published += ctr_get(&ex->direct);
-	s->delivered += ctr_get(&ex->d.delivered);
-	s->handler_calls += ctr_get(&ex->d.handler_calls);
-	s->handler_errors += ctr_get(&ex->d.handler_errors);
-	s->dropped_no_subscriber += ctr_get(&ex->d.dropped_no_sub);
-	s->dropped_shutdown += ctr_get(&ex->d.dropped_shutdown);
+	ebus_dispatch_ctrs_read(&ex->d, s);
 	s->parks += ctr_get(&ex->parks);
 	s->wakeups += ctr_get(&ex->wakeups);
 	s->lanes_reclaimed += ctr_get(&ex->lanes_reclaimed);

@@ -61,11 +61,7 @@ void ebus_sync_stats(struct ebus *bus, unsigned i, ebus_stats_t *s)
 {
 	struct sync_stripe *st = &bus->stripes[i];
 	s->published += ctr_get(&st->published);
-	s->delivered += ctr_get(&st->d.delivered);
-	s->handler_calls += ctr_get(&st->d.handler_calls);
-	s->handler_errors += ctr_get(&st->d.handler_errors);
-	s->dropped_no_subscriber += ctr_get(&st->d.dropped_no_sub);
-	s->dropped_shutdown += ctr_get(&st->d.dropped_shutdown);
+	ebus_dispatch_ctrs_read(&st->d, s);
 }
 
 struct ebus_hist *ebus_sync_hist(struct ebus *bus, unsigned i)
