@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Checks the module layering of src/ (scripts/check-layers.sh), then builds
-# ebus and runs every test three times: a normal build (warnings are
+# Checks the module layering of src/ (scripts/check-layers.sh) and the API
+# documentation (scripts/check-api-docs.sh), compiles and runs the README's
+# snippets (scripts/check-readme.sh), builds consumers of an installed and
+# of an embedded ebus (scripts/check-consumers.sh), then builds ebus and
+# runs every test three times: a normal build (warnings are
 # errors), under ASan+UBSan, and under TSan; then builds the libFuzzer target
 # with clang and fuzzes the topic/pattern parser for a short, seeded session.
 #   scripts/test.sh                 short stress tier (CI)
@@ -21,6 +24,12 @@ ebus_need_packages "${EBUS_BASE_PACKAGES[@]}" libasan8 libubsan1 libtsan2 libzmq
 
 echo "== layering of src/ (scripts/check-layers.sh)"
 scripts/check-layers.sh
+echo "== public API documentation (scripts/check-api-docs.sh)"
+scripts/check-api-docs.sh
+echo "== README snippets (scripts/check-readme.sh)"
+scripts/check-readme.sh
+echo "== consumers: install, find_package, pkg-config, add_subdirectory, C++ (scripts/check-consumers.sh)"
+scripts/check-consumers.sh
 
 jobs=$(nproc)
 export EBUS_STRESS_TIER=${EBUS_STRESS_TIER:-short}

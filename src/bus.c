@@ -35,6 +35,9 @@ static int check_config(const ebus_config_t *c, unsigned *nexec)
 		return EBUS_ERR_NULL;
 	if (c->meta_handler && !c->meta_events)
 		return EBUS_ERR_CONFIG;
+	for (size_t i = 0; i < sizeof c->reserved_ / sizeof c->reserved_[0]; i++)
+		if (c->reserved_[i])
+			return EBUS_ERR_CONFIG; /* a field of a later release: not understood here */
 	if (c->cpus) {
 		if (c->synchronous)
 			return EBUS_ERR_CONFIG; /* no threads to pin */

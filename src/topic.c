@@ -292,9 +292,11 @@ const char *ebus_topic_name(const ebus_topic_t *t)
 	return t ? t->name : NULL;
 }
 
-unsigned ebus_topic_executor(const ebus_topic_t *t)
+int ebus_topic_executor(const ebus_topic_t *t)
 {
-	return t ? t->executor : 0;
+	if (!t || (t->flags & EBUS_TOPIC_UNORDERED))
+		return -1;
+	return (int)t->executor;
 }
 
 ebus_t *ebus_topic_bus(const ebus_topic_t *t)

@@ -203,8 +203,8 @@ static void check_names(probe *p, unsigned executors)
 		CHECK_OK(ebus_topic(p->bus, n, &t));
 		CHECK(t != NULL);
 		CHECK(strcmp(ebus_topic_name(t), n) == 0);
-		CHECK(ebus_topic_executor(t) < executors);
-		CHECK_OK(ebus_topic_on(p->bus, n, ebus_topic_executor(t), &t2));
+		CHECK(ebus_topic_executor(t) >= 0 && (unsigned)ebus_topic_executor(t) < executors);
+		CHECK_OK(ebus_topic_on(p->bus, n, (unsigned)ebus_topic_executor(t), &t2));
 		CHECK(t2 == t);
 		CHECK_OK(ebus_subscribe(t, sink_handler, &s, &id));
 		record_id(id);
@@ -331,6 +331,15 @@ static void test_create_configs(void)
 	memset(&cfg, 0, sizeof cfg);
 	CHECK_EQ_INT(ebus_create(&cfg, NULL), EBUS_ERR_NULL);
 	CHECK_EQ_INT(ebus_create(NULL, NULL), EBUS_ERR_NULL);
+
+	/* a reserved word set (a field of a later release): refused, not ignored */
+	for (size_t i = 0; i < sizeof cfg.reserved_ / sizeof cfg.reserved_[0]; i++) {
+		ebus_t *b = (ebus_t *)(uintptr_t)0x5eed;
+		cfg.reserved_[i] = 1;
+		CHECK_EQ_INT(ebus_create(&cfg, &b), EBUS_ERR_CONFIG);
+		CHECK(b == (ebus_t *)(uintptr_t)0x5eed);
+		cfg.reserved_[i] = 0;
+	}
 
 	/* the allocator fails: EBUS_ERR_NOMEM, *out untouched, nothing left behind */
 	tu_alloc al = {0};

@@ -241,7 +241,7 @@ static void run(int sync_mode)
 	CHECK(again == topic);
 	CHECK(strcmp(ebus_topic_name(topic), "orders.eu.fill") == 0);
 	CHECK(ebus_topic_bus(topic) == bus);
-	CHECK(ebus_topic_executor(topic) < nexec);
+	CHECK(ebus_topic_executor(topic) >= 0 && (unsigned)ebus_topic_executor(topic) < nexec);
 	ebus_topic_t *on[2] = {NULL, NULL};
 	for (unsigned e = 0; e < nexec; e++) {
 		char name[32];
@@ -259,7 +259,7 @@ static void run(int sync_mode)
 		ebus_topic_t *t = NULL;
 		snprintf(name, sizeof name, "spread.%d", i);
 		CHECK_OK(ebus_topic(bus, name, &t));
-		CHECK(ebus_topic_executor(t) < nexec);
+		CHECK(ebus_topic_executor(t) >= 0 && (unsigned)ebus_topic_executor(t) < nexec);
 		CHECK(ebus_topic_bus(t) == bus);
 	}
 
@@ -354,7 +354,7 @@ static void run(int sync_mode)
 		sum.delivered += se.delivered;
 		sum.handler_calls += se.handler_calls;
 		sum.handler_errors += se.handler_errors;
-		if (e != ebus_topic_executor(topic))
+		if ((int)e != ebus_topic_executor(topic))
 			CHECK_EQ_U64(se.handler_calls, 0);
 	}
 	CHECK_EQ_U64(sum.delivered, st.delivered);

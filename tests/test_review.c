@@ -534,7 +534,7 @@ static int fill_sink(ebus_topic_t *sink)
 
 static int i6_serial(const ebus_event_t *ev, void *ctx)
 {
-	unsigned e = ebus_topic_executor(ev->topic);
+	unsigned e = (unsigned)ebus_topic_executor(ev->topic);
 	(void)ctx;
 	atomic_store(&i6_in[e], 1);
 	if (i6_case < 2 && e == X) {

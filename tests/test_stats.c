@@ -543,7 +543,11 @@ static void test_unordered(void)
 	CHECK_EQ_U64(tu_->dispatched, 300);
 	CHECK_EQ_U64(tu_->delivered, 300);
 	CHECK_EQ_U64(tu_->handler_calls, 300);
-	CHECK_EQ_INT(to->executor, (int)ebus_topic_executor(o));
+	CHECK_EQ_INT(to->executor, ebus_topic_executor(o));
+	/* the accessor agrees with the snapshot: -1 for an unordered topic,
+	 * and -1 (not executor 0) for no topic at all */
+	CHECK_EQ_INT(ebus_topic_executor(u), -1);
+	CHECK_EQ_INT(ebus_topic_executor(NULL), -1);
 	CHECK_EQ_U64(to->dropped_no_subscriber, 5);
 	check_sums(s);
 	char *text = render(s, NULL);

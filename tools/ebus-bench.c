@@ -107,6 +107,7 @@ static void usage(FILE *f)
 	        "  --json            one JSON object per system on stdout; header on stderr\n"
 	        "                    (latency scenarios: p50_ns, p99_ns, p999_ns, max_ns)\n"
 	        "  -v, --verbose     one line per run on stderr (ebus: executor parks/wakeups)\n"
+	        "  --version         the versions of ebus-bench, ebus, ck and libzmq\n"
 	        "  -h, --help        this text\n",
 	        DEFAULT_EVENTS, QUICK_EVENTS, DEFAULT_RUNS, BENCH_PAYLOAD_MIN, EBUS_INLINE_MAX,
 	        DEFAULT_PUBLISHERS, DEFAULT_TOPICS, DEFAULT_EXECUTORS, DEFAULT_RATE, DEFAULT_IDLE_MS,
@@ -185,6 +186,21 @@ static void cpu_model(char *buf, size_t n)
 	fclose(f);
 }
 
+/* ebus-bench is versioned with the library it is built with. */
+static void print_versions(FILE *f)
+{
+	fprintf(f, "ebus-bench %s (built against ebus %s, running ebus %s, ck %s", EBUS_VERSION_STRING,
+	        EBUS_VERSION_STRING, ebus_version(), CK_VERSION);
+#ifdef EBUS_BENCH_HAVE_ZMQ
+	{
+		int ma, mi, pa;
+		zmq_version(&ma, &mi, &pa);
+		fprintf(f, ", zmq %d.%d.%d", ma, mi, pa);
+	}
+#endif
+	fprintf(f, ")\n");
+}
+
 static void header(FILE *f, int argc, char **argv)
 {
 	char model[256];
@@ -254,7 +270,7 @@ int main(int argc, char **argv)
 {
 	enum { OPT_SCENARIO = 256, OPT_EVENTS, OPT_RUNS, OPT_PAYLOAD, OPT_CAPACITY, OPT_WAIT,
 	       OPT_CPUS, OPT_QUICK, OPT_JSON, OPT_TIMEOUT, OPT_VERBOSE, OPT_HELP, OPT_PUBLISHERS,
-	       OPT_TOPICS, OPT_EXECUTORS, OPT_RATE, OPT_IDLE_MS };
+	       OPT_TOPICS, OPT_EXECUTORS, OPT_RATE, OPT_IDLE_MS, OPT_VERSION };
 	static const struct option longopts[] = {
 		{"scenario", required_argument, NULL, OPT_SCENARIO},
 		{"events", required_argument, NULL, OPT_EVENTS},
@@ -273,6 +289,7 @@ int main(int argc, char **argv)
 		{"executors", required_argument, NULL, OPT_EXECUTORS},
 		{"rate", required_argument, NULL, OPT_RATE},
 		{"idle-ms", required_argument, NULL, OPT_IDLE_MS},
+		{"version", no_argument, NULL, OPT_VERSION},
 		{NULL, 0, NULL, 0},
 	};
 	bench_opts o;
@@ -412,6 +429,9 @@ int main(int argc, char **argv)
 		case OPT_HELP:
 		case 'h':
 			usage(stdout);
+			return 0;
+		case OPT_VERSION:
+			print_versions(stdout);
 			return 0;
 		default:
 			if (optopt)

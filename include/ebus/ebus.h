@@ -2,8 +2,11 @@
  * ebus: a lock-free, in-process event bus for low-latency systems.
  *
  * This is the only public header. Everything it names starts with ebus_ or
- * EBUS_. Each function says which threads may call it, concurrently with
- * what, and what it guarantees; the README has the same as one table.
+ * EBUS_. Each function's comment says what it does and then, on tagged
+ * lines, who may call it concurrently with what (Thread-safety:), what it
+ * returns on failure (Errors:) and who owns what it takes or gives
+ * (Ownership:). The README's thread-safety table is generated from those
+ * lines (scripts/check-api-docs.sh keeps the two equal).
  *
  * Vocabulary
  *   bus        owns N executor threads (or none, in synchronous mode).
@@ -31,9 +34,21 @@ extern "C" {
 #endif
 
 #define EBUS_VERSION_MAJOR 0
-#define EBUS_VERSION_MINOR 1
+#define EBUS_VERSION_MINOR 2
 #define EBUS_VERSION_PATCH 0
-#define EBUS_VERSION_STRING "0.1.0"
+#define EBUS_VERSION_STRING "0.2.0"
+
+/*
+ * ABI. From 1.0 on, a minor release only adds: functions, enum values,
+ * flags, and struct fields, which take the place of `reserved_` words in
+ * the structs that callers allocate (ebus_config_t, ebus_stats_t,
+ * ebus_consumer_stats_t, ebus_topic_stats_t), so their size never changes,
+ * or go at the end of structs that only the library allocates (ebus_event_t,
+ * ebus_meta_t, ebus_snapshot_t; ev->len says how much of an ebus_meta_t
+ * there is). A release that changes or removes anything is a new major
+ * version and a new SONAME. Before 1.0 each minor release may break the
+ * ABI, so the SONAME is libebus.so.0.MINOR. README: "ABI policy".
+ */
 
 #if defined(EBUS_STATIC_DEFINE)
 #define EBUS_API
@@ -92,10 +107,22 @@ typedef enum ebus_err {
 	EBUS_ERR_COUNT_
 } ebus_err;
 
-/* Static text for a code; "unknown ebus error" for values outside the enum. */
+/* Static text for a code; "unknown ebus error" for values outside the enum.
+ * Thread-safety: any thread (a pure function).
+ * Errors: none (never NULL).
+ * Ownership: a static string, never freed. */
 EBUS_API const char *ebus_strerror(int err);
-/* The enumerator's name ("EBUS_ERR_FULL"), or NULL for unknown values. */
+/* The enumerator's name ("EBUS_ERR_FULL").
+ * Thread-safety: any thread (a pure function).
+ * Errors: NULL for a value outside the enum.
+ * Ownership: a static string, never freed. */
 EBUS_API const char *ebus_errname(int err);
+/* The library's version, "MAJOR.MINOR.PATCH": that of the library linked
+ * at run time, which may be newer than EBUS_VERSION_STRING of the header
+ * compiled against (same major version: see the README's ABI policy).
+ * Thread-safety: any thread (a pure function).
+ * Errors: none.
+ * Ownership: a static string, never freed. */
 EBUS_API const char *ebus_version(void);
 
 typedef struct ebus ebus_t;
@@ -177,6 +204,8 @@ typedef struct ebus_config {
 	                               before the executors start, so it sees
 	                               every meta event, executor.started included */
 	void *meta_handler_ctx;
+	uint64_t reserved_[8];      /* zero (EBUS_ERR_CONFIG otherwise): room for
+	                               later fields without an ABI break */
 } ebus_config_t;
 
 /* ---- lifecycle --------------------------------------------------------- */
@@ -184,7 +213,15 @@ typedef struct ebus_config {
 /*
  * Creates a bus and starts its executors. cfg may be NULL (all defaults).
  * On error nothing is left behind and *out is untouched.
- * Thread-safety: any thread.
+ * Thread-safety: any thread, concurrently with anything.
+ * Errors: EBUS_ERR_NULL (out NULL, or an allocator without alloc or free),
+ * EBUS_ERR_CONFIG (executors above EBUS_MAX_EXECUTORS, an unknown wait or
+ * full policy, max_payload above UINT32_MAX, meta_handler without
+ * meta_events, cpus on a synchronous bus), EBUS_ERR_CAPACITY,
+ * EBUS_ERR_CPU (a CPU this process may not use), EBUS_ERR_NOMEM,
+ * EBUS_ERR_SYSTEM (an executor thread could not be started).
+ * Ownership: *out is the caller's until ebus_destroy; cfg is copied (and
+ * cfg->allocator with it), cfg->cpus is read during the call only.
  */
 EBUS_API int ebus_create(const ebus_config_t *cfg, ebus_t **out);
 
@@ -198,20 +235,27 @@ typedef enum ebus_shutdown_mode {
  * for publish calls in progress, drains or discards what is queued, and
  * joins the executors. Publishers blocked on a full lane return
  * EBUS_ERR_SHUTDOWN. Subscriptions stay; no handler runs after it returns.
- * Returns EBUS_ERR_SHUTDOWN if the bus was already shut down,
- * EBUS_ERR_DEADLOCK from a handler of this bus (for a synchronous bus:
- * from any handler), EBUS_ERR_CONFIG for an unknown mode.
- * Thread-safety: any other thread; one caller wins, others get
- * EBUS_ERR_SHUTDOWN.
+ * Thread-safety: any thread except this bus's handlers (for a synchronous
+ * bus: any handler); concurrent callers: one wins, the others get
+ * EBUS_ERR_SHUTDOWN. No handler runs after it returns.
+ * Errors: EBUS_ERR_NULL, EBUS_ERR_CONFIG (unknown mode),
+ * EBUS_ERR_SHUTDOWN (already shut down, or shutting down),
+ * EBUS_ERR_DEADLOCK (from a handler, as above).
+ * Ownership: the bus stays the caller's (ebus_destroy frees it).
  */
 EBUS_API int ebus_shutdown(ebus_t *bus, ebus_shutdown_mode mode);
 
 /*
  * Shuts down (draining) if needed, waits for deferred frees (rcu_barrier)
- * and frees everything. NULL is a no-op. No other call on this bus, its
- * topics or subscriptions may run concurrently or follow. From a handler
- * of this bus (for a synchronous bus: from any handler) it does nothing:
- * it would wait for the calling thread itself.
+ * and frees everything. NULL is a no-op.
+ * Thread-safety: one thread, after every other call on the bus, its
+ * topics, subscriptions and consumers has returned, and with none to
+ * follow; from this bus's handlers (for a synchronous bus: from any
+ * handler) it does nothing, as it would wait for the calling thread.
+ * Errors: none.
+ * Ownership: frees the bus, its topics and subscriptions (released
+ * callbacks of pending asynchronous unsubscribes run first); snapshots
+ * stay valid.
  */
 EBUS_API void ebus_destroy(ebus_t *bus);
 
@@ -219,12 +263,21 @@ EBUS_API void ebus_destroy(ebus_t *bus);
  * Returns when every event accepted before the call has been delivered (or
  * dropped and counted), whatever other threads publish meanwhile, and lanes
  * of exited threads have been reclaimed; or EBUS_ERR_TIMEOUT after
- * timeout_ns (0 or EBUS_FOREVER = no limit). EBUS_ERR_DEADLOCK from a
- * handler of this bus. Thread-safety: any thread, concurrently with anything.
+ * timeout_ns (0 or EBUS_FOREVER = no limit). It waits for each lane's
+ * position at the call, not for a count.
+ * Thread-safety: any thread except this bus's handlers, concurrently with
+ * everything.
+ * Errors: EBUS_ERR_NULL, EBUS_ERR_TIMEOUT, EBUS_ERR_DEADLOCK (from a
+ * handler of this bus, or of a synchronous bus).
+ * Ownership: nothing changes hands.
  */
 EBUS_API int ebus_flush(ebus_t *bus, uint64_t timeout_ns);
 
-/* Number of executors (the `executors` of the config; 1 in synchronous mode). */
+/* Number of executors (the `executors` of the config, 0 meaning 1; in
+ * synchronous mode, the number of stripes).
+ * Thread-safety: any thread (read-only).
+ * Errors: 0 for a NULL bus.
+ * Ownership: nothing changes hands. */
 EBUS_API unsigned ebus_executor_count(const ebus_t *bus);
 
 /* ---- topics ------------------------------------------------------------ */
@@ -234,17 +287,33 @@ EBUS_API unsigned ebus_executor_count(const ebus_t *bus);
  * Its executor is a hash of the name modulo the executor count. The handle
  * lives until ebus_destroy. Names: 1..EBUS_TOPIC_MAX bytes of printable
  * ASCII without space, tokens separated by '.', no empty token, no '*' or
- * '>' (those are for patterns). Thread-safety: any thread, concurrently.
+ * '>' (those are for patterns). Finding an existing topic is a lock-free
+ * lookup; creating one takes the bus's control mutex (matching patterns).
+ * Thread-safety: any thread, concurrently, including handlers.
+ * Errors: EBUS_ERR_NULL, the name's validation code (as
+ * ebus_topic_validate), EBUS_ERR_SHUTDOWN (shutdown has begun),
+ * EBUS_ERR_NOMEM; *out untouched.
+ * Ownership: the handle belongs to the bus and lives until ebus_destroy;
+ * name is copied.
  */
 EBUS_API int ebus_topic(ebus_t *bus, const char *name, ebus_topic_t **out);
 
 /*
- * Same, but places a new topic on `executor` explicitly. If the topic
- * exists on another executor: EBUS_ERR_EXISTS (and *out is set to it).
+ * As ebus_topic, but places a new topic on `executor` explicitly.
+ * Thread-safety: as ebus_topic.
+ * Errors: those of ebus_topic; EBUS_ERR_EXECUTOR (executor >= the executor
+ * count); EBUS_ERR_EXISTS if the topic exists on another executor (and
+ * *out is set to it).
+ * Ownership: as ebus_topic.
  */
 EBUS_API int ebus_topic_on(ebus_t *bus, const char *name, unsigned executor, ebus_topic_t **out);
 
-/* Checks a topic name without a bus: EBUS_OK or the reason it is invalid. */
+/* Checks a topic name without a bus: EBUS_OK or the reason it is invalid.
+ * Thread-safety: any thread (a pure function).
+ * Errors: EBUS_ERR_NULL, EBUS_ERR_TOPIC_EMPTY, EBUS_ERR_TOPIC_TOO_LONG,
+ * EBUS_ERR_TOPIC_EMPTY_TOKEN, EBUS_ERR_TOPIC_BAD_CHAR,
+ * EBUS_ERR_TOPIC_WILDCARD.
+ * Ownership: nothing changes hands. */
 EBUS_API int ebus_topic_validate(const char *name);
 
 /*
@@ -259,18 +328,42 @@ EBUS_API int ebus_topic_validate(const char *name);
 
 /*
  * The general form of ebus_topic/ebus_topic_on: executor < 0 places a new
- * topic by hash. An existing topic with the other ordering:
- * EBUS_ERR_ORDERING (*out is set to it); unknown flags: EBUS_ERR_FLAGS.
- * (ebus_topic and ebus_topic_on return an existing topic whatever its
- * ordering, and create ordered ones.) On a synchronous bus an unordered
- * topic is delivered on the publishing thread like any other.
+ * topic by hash. (ebus_topic and ebus_topic_on return an existing topic
+ * whatever its ordering, and create ordered ones.) On a synchronous bus an
+ * unordered topic is delivered on the publishing thread like any other.
+ * Thread-safety: as ebus_topic.
+ * Errors: those of ebus_topic_on; EBUS_ERR_ORDERING for an existing topic
+ * with the other ordering (*out is set to it); EBUS_ERR_FLAGS for unknown
+ * flags.
+ * Ownership: as ebus_topic.
  */
 EBUS_API int ebus_topic_ex(ebus_t *bus, const char *name, int executor, unsigned flags,
                            ebus_topic_t **out);
+
+/* The topic's EBUS_TOPIC_* flags.
+ * Thread-safety: any thread (read-only).
+ * Errors: 0 for a NULL topic.
+ * Ownership: nothing changes hands. */
 EBUS_API unsigned ebus_topic_flags(const ebus_topic_t *topic);
 
+/* The topic's name, NUL-terminated.
+ * Thread-safety: any thread (read-only).
+ * Errors: NULL for a NULL topic.
+ * Ownership: the bus's; valid until ebus_destroy. */
 EBUS_API const char *ebus_topic_name(const ebus_topic_t *topic);
-EBUS_API unsigned ebus_topic_executor(const ebus_topic_t *topic);
+
+/* The executor (stripe) that delivers the topic's events, in
+ * [0, ebus_executor_count), as the snapshot's `executor`.
+ * Thread-safety: any thread (read-only).
+ * Errors: -1 for an unordered topic (every executor delivers it) and for
+ * a NULL topic.
+ * Ownership: nothing changes hands. */
+EBUS_API int ebus_topic_executor(const ebus_topic_t *topic);
+
+/* The bus the topic belongs to.
+ * Thread-safety: any thread (read-only).
+ * Errors: NULL for a NULL topic.
+ * Ownership: the caller's bus, as returned by ebus_create. */
 EBUS_API ebus_t *ebus_topic_bus(const ebus_topic_t *topic);
 
 /* ---- publishing -------------------------------------------------------- */
@@ -288,17 +381,24 @@ EBUS_API ebus_t *ebus_topic_bus(const ebus_topic_t *topic);
  * and delivered after the current handler returns (before the outer
  * publish returns), so handlers never nest and per-topic order holds.
  *
- * Returns EBUS_OK (accepted), EBUS_ERR_SHUTDOWN, EBUS_ERR_TOO_LARGE,
- * EBUS_ERR_NULL (NULL topic, or NULL data with len > 0), EBUS_ERR_NOMEM,
- * or, on a full lane, EBUS_ERR_FULL / EBUS_DROPPED / EBUS_ERR_TIMEOUT /
- * EBUS_ERR_DEADLOCK (blocking from an executor thread on a lane that
- * only that thread, or a cycle of executors waiting on each other, drains).
+ * No lock, no CAS, no allocation for inline payloads (asynchronous bus);
+ * it blocks only under EBUS_FULL_BLOCK.
  * Thread-safety: any thread, concurrently, including handlers.
+ * Errors: EBUS_ERR_SHUTDOWN, EBUS_ERR_TOO_LARGE, EBUS_ERR_NULL (NULL
+ * topic, or NULL data with len > 0), EBUS_ERR_RESERVED (a "$ebus." topic),
+ * EBUS_ERR_NOMEM, or, on a full lane, EBUS_ERR_FULL / EBUS_DROPPED /
+ * EBUS_ERR_TIMEOUT / EBUS_ERR_DEADLOCK (blocking from an executor thread
+ * on a lane that only that thread, or a cycle of executors waiting on
+ * each other, drains). EBUS_OK means accepted.
+ * Ownership: data is copied; the caller's buffer is free on return.
  */
 EBUS_API int ebus_publish(ebus_topic_t *topic, const void *data, size_t len);
 
 /* As ebus_publish, with a full-lane policy for this call
- * (EBUS_FULL_DEFAULT = the bus's). Unknown policy: EBUS_ERR_CONFIG. */
+ * (EBUS_FULL_DEFAULT = the bus's).
+ * Thread-safety: as ebus_publish.
+ * Errors: those of ebus_publish; EBUS_ERR_CONFIG for an unknown policy.
+ * Ownership: as ebus_publish. */
 EBUS_API int ebus_publish_ex(ebus_topic_t *topic, const void *data, size_t len,
                              ebus_full_policy policy);
 
@@ -307,8 +407,12 @@ EBUS_API int ebus_publish_ex(ebus_topic_t *topic, const void *data, size_t len,
  * A valid name that was never interned is interned first if a pattern
  * subscription matches it (it has subscribers); otherwise nothing is
  * created, and the event is accepted and counted as dropped_no_subscriber
- * on the bus; EBUS_OK. Names under "$ebus.": EBUS_ERR_RESERVED. Name errors
- * as for ebus_topic. Thread-safety: as ebus_publish.
+ * on the bus; EBUS_OK. The lookup is lock-free (liburcu bp read side); a
+ * name a pattern matches is interned once (control mutex).
+ * Thread-safety: as ebus_publish.
+ * Errors: EBUS_ERR_NULL, the name's validation code, EBUS_ERR_RESERVED
+ * (names under "$ebus."), and those of ebus_publish.
+ * Ownership: as ebus_publish; name is not kept.
  */
 EBUS_API int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t len);
 
@@ -316,8 +420,13 @@ EBUS_API int ebus_publish_name(ebus_t *bus, const char *name, const void *data, 
  * Publishes by reference: subscribers see `data` itself, which must stay
  * valid until release(data, len, arg) is called, exactly once, after the
  * last subscriber returned or the event was dropped after acceptance.
- * If the call does not return EBUS_OK, release is not called and the
- * caller still owns data. release may be NULL. len may exceed max_payload.
+ * release may be NULL. len may exceed max_payload (up to UINT32_MAX).
+ * Thread-safety: as ebus_publish; release runs on the executor that
+ * delivered the event (sync: the publishing thread), or on the thread
+ * that discarded it.
+ * Errors: those of ebus_publish (EBUS_ERR_TOO_LARGE above UINT32_MAX).
+ * Ownership: on EBUS_OK the bus holds data until release is called; on
+ * any other return release is not called and the caller still owns data.
  */
 EBUS_API int ebus_publish_ref(ebus_topic_t *topic, void *data, size_t len,
                               ebus_release_fn release, void *arg);
@@ -329,9 +438,16 @@ EBUS_API int ebus_publish_ref(ebus_topic_t *topic, void *data, size_t len,
  * it; events queued before may or may not. The same (handler, ctx, topic)
  * twice: EBUS_ERR_DUPLICATE. Subscribers of a topic are called in
  * subscription order, one at a time, on the topic's executor: a handler is
- * never running on two threads at once for one subscription.
+ * never running on two threads at once for one subscription. Cost:
+ * O(subscribers of the topic), serialised with other subscription changes
+ * on the bus's control mutex (never against dispatch), and never a wait
+ * for a grace period.
  * Thread-safety: any thread, including handlers; concurrently with
- * everything. Cost: O(subscribers of the topic) plus a deferred free.
+ * everything.
+ * Errors: EBUS_ERR_NULL, EBUS_ERR_DUPLICATE, EBUS_ERR_SHUTDOWN (shutdown
+ * has begun), EBUS_ERR_NOMEM; *out untouched.
+ * Ownership: ctx stays the caller's; do not free it before the
+ * subscription is removed (ebus_unsubscribe).
  */
 EBUS_API int ebus_subscribe(ebus_topic_t *topic, ebus_handler_fn handler, void *ctx,
                             ebus_sub_id *out);
@@ -342,7 +458,12 @@ EBUS_API int ebus_subscribe(ebus_topic_t *topic, ebus_handler_fn handler, void *
  * serialisation described at ebus_subscribe_pattern). */
 #define EBUS_SUB_CONCURRENT 0x1u
 
-/* ebus_subscribe with flags. Unknown flags: EBUS_ERR_FLAGS. */
+/* ebus_subscribe with flags.
+ * Thread-safety: as ebus_subscribe.
+ * Errors: those of ebus_subscribe; EBUS_ERR_FLAGS for unknown flags;
+ * EBUS_ERR_NOT_CONCURRENT on an unordered topic without
+ * EBUS_SUB_CONCURRENT.
+ * Ownership: as ebus_subscribe. */
 EBUS_API int ebus_subscribe_ex(ebus_topic_t *topic, ebus_handler_fn handler, void *ctx,
                                unsigned flags, ebus_sub_id *out);
 
@@ -359,8 +480,12 @@ EBUS_API int ebus_subscribe_ex(ebus_topic_t *topic, ebus_handler_fn handler, voi
  * at once, even for topics on different executors: on a bus with more
  * than one executor (or stripe, in synchronous mode) its calls are
  * serialised by a per-subscription spin lock, and it does not match
- * unordered topics. The same (handler, ctx, pattern) twice:
- * EBUS_ERR_DUPLICATE. Thread-safety: as ebus_subscribe.
+ * unordered topics.
+ * Thread-safety: as ebus_subscribe.
+ * Errors: EBUS_ERR_NULL, the pattern's validation code (as
+ * ebus_pattern_validate), EBUS_ERR_FLAGS, EBUS_ERR_DUPLICATE (the same
+ * handler, ctx and pattern), EBUS_ERR_SHUTDOWN, EBUS_ERR_NOMEM.
+ * Ownership: as ebus_subscribe; pattern is copied.
  */
 EBUS_API int ebus_subscribe_pattern(ebus_t *bus, const char *pattern, ebus_handler_fn handler,
                                     void *ctx, unsigned flags, ebus_sub_id *out);
@@ -376,21 +501,28 @@ EBUS_API int ebus_subscribe_pattern(ebus_t *bus, const char *pattern, ebus_handl
  * no such byte in its first EBUS_TOPIC_MAX bytes but more bytes after them
  * is EBUS_ERR_TOPIC_TOO_LONG; at most EBUS_TOPIC_MAX + 1 bytes are read.
  * Thread-safety: any thread (a pure function).
+ * Errors: as ebus_topic_validate, plus EBUS_ERR_PATTERN_WILDCARD and
+ * EBUS_ERR_PATTERN_GT_LAST (no EBUS_ERR_TOPIC_WILDCARD).
+ * Ownership: nothing changes hands.
  */
 EBUS_API int ebus_pattern_validate(const char *pattern);
 
 /*
  * *matched = 1 if `topic` (a literal name) matches `pattern`, else 0, with
  * the rules of ebus_subscribe_pattern (including the "$ebus." rule).
- * Returns EBUS_ERR_NULL if matched is NULL, else the pattern's validation
- * error, else the topic's (EBUS_ERR_TOPIC_WILDCARD if it has wildcards),
- * else EBUS_OK; on error *matched is untouched.
  * Thread-safety: any thread (a pure function).
+ * Errors: EBUS_ERR_NULL if matched is NULL, else the pattern's validation
+ * error, else the topic's (EBUS_ERR_TOPIC_WILDCARD if it has wildcards);
+ * on error *matched is untouched.
+ * Ownership: nothing changes hands.
  */
 EBUS_API int ebus_pattern_match(const char *pattern, const char *topic, int *matched);
 
-/* Handler calls of one subscription that returned non-zero.
- * EBUS_ERR_NOT_FOUND once it is unsubscribed. Thread-safety: any thread. */
+/* Handler calls of one subscription that returned non-zero, so far.
+ * Thread-safety: any thread, concurrently with everything.
+ * Errors: EBUS_ERR_NULL, EBUS_ERR_NOT_FOUND (never issued by this bus, or
+ * unsubscribed).
+ * Ownership: nothing changes hands. */
 EBUS_API int ebus_sub_errors(ebus_t *bus, ebus_sub_id id, uint64_t *errors);
 
 /*
@@ -405,7 +537,12 @@ EBUS_API int ebus_sub_errors(ebus_t *bus, ebus_sub_id id, uint64_t *errors);
  * be entered once by another executor that had already begun dispatching
  * to it; an invocation on another executor may also still be finishing, so
  * do not free ctx then; use ebus_unsubscribe_async to learn when you may.
- * Twice, or with an id never issued: EBUS_ERR_NOT_FOUND.
+ * Thread-safety: any thread, including handlers, concurrently with
+ * everything; outside handlers it waits for running handler calls, so do
+ * not call it holding a lock a handler may take.
+ * Errors: EBUS_ERR_NULL, EBUS_ERR_NOT_FOUND (twice, never issued by this
+ * bus), EBUS_ERR_NOMEM (nothing changed).
+ * Ownership: ctx is the caller's again when it returns (outside a handler).
  */
 EBUS_API int ebus_unsubscribe(ebus_t *bus, ebus_sub_id id);
 
@@ -416,6 +553,9 @@ EBUS_API int ebus_unsubscribe(ebus_t *bus, ebus_sub_id id);
  * publish (from an executor thread of another bus: at a later publish or
  * subscription change of the synchronous bus); from any other thread,
  * before it returns. released may be NULL.
+ * Thread-safety: as ebus_unsubscribe.
+ * Errors: as ebus_unsubscribe; on an error released is never called.
+ * Ownership: ctx is the caller's again when released(ctx) runs.
  */
 EBUS_API int ebus_unsubscribe_async(ebus_t *bus, ebus_sub_id id, ebus_released_fn released);
 
@@ -451,10 +591,14 @@ typedef struct ebus_stats_s {
 	                                   one lane when it began draining it (max
 	                                   over lanes since create; totals: max over
 	                                   executors; 0 in synchronous mode) */
+	uint64_t reserved_[8];          /* zero: room for later counters */
 } ebus_stats_t;
 
-/* Totals over all executors (executor < 0) or one executor.
- * EBUS_ERR_EXECUTOR if out of range. Thread-safety: any thread. */
+/* Totals over all executors (executor < 0) or one executor (stripe).
+ * Thread-safety: any thread, concurrently with everything but ebus_destroy;
+ * relaxed reads of single-writer counters, never slowing the hot path.
+ * Errors: EBUS_ERR_NULL, EBUS_ERR_EXECUTOR (out of range).
+ * Ownership: *out is the caller's. */
 EBUS_API int ebus_stats(ebus_t *bus, int executor, ebus_stats_t *out);
 
 /* ---- pull consumers --------------------------------------------------------- */
@@ -489,10 +633,14 @@ typedef struct ebus_message {
 /*
  * Creates a consumer of every topic matching `pattern` (a literal name is a
  * pattern too). capacity: a power of two in [4, 2^24], 0 = 1024; the queue
- * holds capacity - 1 events (as a lane does). Errors: EBUS_ERR_NULL,
- * EBUS_ERR_CAPACITY, the pattern's validation code, EBUS_ERR_SHUTDOWN,
- * EBUS_ERR_NOMEM; nothing is left behind. Events dispatched after it
- * returns are queued. Thread-safety: any thread, including handlers.
+ * holds capacity - 1 events (as a lane does). Events dispatched after it
+ * returns are queued.
+ * Thread-safety: any thread, including handlers; a subscription, as
+ * ebus_subscribe_pattern.
+ * Errors: EBUS_ERR_NULL, EBUS_ERR_CAPACITY, the pattern's validation code,
+ * EBUS_ERR_SHUTDOWN, EBUS_ERR_NOMEM; nothing is left behind.
+ * Ownership: *out is the caller's until ebus_consumer_destroy, which must
+ * come before ebus_destroy.
  */
 EBUS_API int ebus_consumer_create(ebus_t *bus, const char *pattern, unsigned capacity,
                                   ebus_consumer_t **out);
@@ -501,31 +649,38 @@ EBUS_API int ebus_consumer_create(ebus_t *bus, const char *pattern, unsigned cap
  * Takes the oldest queued event: copies its payload into buf (cap bytes;
  * buf may be NULL when cap is 0) and describes it in *msg. timeout_ns: 0
  * polls, EBUS_FOREVER waits as long as needed, anything else is a relative
- * limit. Returns EBUS_OK, EBUS_ERR_EMPTY (poll, nothing queued),
- * EBUS_ERR_TIMEOUT, EBUS_ERR_BUFFER (the event stays queued; msg->topic and
- * msg->len, the size needed, are set), EBUS_ERR_SHUTDOWN (ebus_shutdown has
- * completed and the queue is empty: what was queued before is returned
- * first, and a call waiting when shutdown completes wakes up),
- * EBUS_ERR_NULL, or EBUS_ERR_DEADLOCK: a call with timeout_ns != 0 from an
- * executor thread of the same bus, or from a handler of a synchronous bus,
- * fails at once whether or not an event is queued (polling is allowed).
- * Events from one publishing thread on one ordered topic come out in
- * publish order. Thread-safety: one consuming thread at a time per
- * consumer; concurrently with publishers, handlers and ebus_consumer_stats.
+ * limit. Events from one publishing thread on one ordered topic come out
+ * in publish order.
+ * Thread-safety: one consuming thread at a time per consumer, concurrently
+ * with publishers, handlers and ebus_consumer_stats; waiting only outside
+ * this bus's handlers.
+ * Errors: EBUS_ERR_EMPTY (poll, nothing queued), EBUS_ERR_TIMEOUT,
+ * EBUS_ERR_BUFFER (the event stays queued; msg->topic and msg->len, the
+ * size needed, are set), EBUS_ERR_SHUTDOWN (ebus_shutdown has completed
+ * and the queue is empty: what was queued before is returned first, and a
+ * call waiting when shutdown completes wakes up), EBUS_ERR_NULL, or
+ * EBUS_ERR_DEADLOCK: a call with timeout_ns != 0 from an executor thread
+ * of the same bus, or from a handler of a synchronous bus, fails at once
+ * whether or not an event is queued (polling is allowed).
+ * Ownership: the payload is copied into buf; msg->topic is the bus's.
  */
 EBUS_API int ebus_consume(ebus_consumer_t *c, void *buf, size_t cap, ebus_message_t *msg,
                           uint64_t timeout_ns);
 
 /* As ebus_consume with an absolute deadline on ebus_clock_ns()'s clock
  * (EBUS_FOREVER: none). A deadline already past takes what is queued
- * without waiting, else EBUS_ERR_TIMEOUT. */
+ * without waiting.
+ * Thread-safety: as ebus_consume.
+ * Errors: as ebus_consume; EBUS_ERR_TIMEOUT (not EBUS_ERR_EMPTY) when the
+ * deadline has passed and nothing is queued.
+ * Ownership: as ebus_consume. */
 EBUS_API int ebus_consume_until(ebus_consumer_t *c, void *buf, size_t cap, ebus_message_t *msg,
                                 uint64_t deadline_ns);
 
 /* Counters of one consumer. Once no handler runs for it:
  *   received == consumed + queued, and every event dispatched to it is in
  *   received or in exactly one loss counter. */
-typedef struct ebus_consumer_stats {
+typedef struct ebus_consumer_stats_s {
 	uint64_t received;         /* events put in the queue */
 	uint64_t consumed;         /* events taken out by ebus_consume */
 	uint64_t queued;           /* in the queue now */
@@ -536,10 +691,15 @@ typedef struct ebus_consumer_stats {
 	uint64_t dropped_shutdown; /* queue full, block policy, and the consumer was being
 	                              destroyed or the bus shutting down */
 	uint64_t dropped_nomem;    /* a payload over 48 bytes could not be copied */
+	uint64_t reserved_[8];     /* zero: room for later counters */
 } ebus_consumer_stats_t;
 
-/* Relaxed reads; not atomic across fields while events flow.
- * Thread-safety: any thread, concurrently with everything but destroy. */
+/* The consumer's counters: relaxed reads, not atomic across fields while
+ * events flow.
+ * Thread-safety: any thread, concurrently with everything but
+ * ebus_consumer_destroy.
+ * Errors: EBUS_ERR_NULL.
+ * Ownership: *out is the caller's. */
 EBUS_API int ebus_consumer_stats(const ebus_consumer_t *c, ebus_consumer_stats_t *out);
 
 /*
@@ -549,8 +709,13 @@ EBUS_API int ebus_consumer_stats(const ebus_consumer_t *c, ebus_consumer_stats_t
  * as ebus_unsubscribe does and has freed everything when it returns; from
  * inside a handler it does not wait (and cannot deadlock): the consumer is
  * freed once no handler can still be using it. Either way c must not be
- * used after the call. Thread-safety: any thread, but not concurrently with
- * another call on the same consumer; before ebus_destroy of its bus.
+ * used after the call.
+ * Thread-safety: any thread, including handlers, but not concurrently
+ * with another call on the same consumer; before ebus_destroy of its bus.
+ * Errors: none; out of memory, the consumer stays subscribed but closed
+ * (every event it gets is counted as dropped_shutdown) and is freed by
+ * ebus_destroy.
+ * Ownership: frees c (queued payload copies included).
  */
 EBUS_API void ebus_consumer_destroy(ebus_consumer_t *c);
 
@@ -559,14 +724,20 @@ EBUS_API void ebus_consumer_destroy(ebus_consumer_t *c);
  * dispatched after the subscription is in place (early in the call), and
  * copies it out as ebus_consume does: a one-shot consumer of capacity 4
  * that drops what it does not need, so it never holds up the bus.
- * EBUS_ERR_BUFFER reports the size, but the event is gone. Errors as
- * ebus_consumer_create and ebus_consume. Thread-safety: any thread; from a
- * handler of the bus only with timeout_ns 0 (else EBUS_ERR_DEADLOCK).
+ * Thread-safety: any thread; from a handler of the bus only with
+ * timeout_ns 0 (else EBUS_ERR_DEADLOCK).
+ * Errors: those of ebus_consumer_create and ebus_consume;
+ * EBUS_ERR_BUFFER reports the size, but the event is gone.
+ * Ownership: as ebus_consume; the one-shot consumer is freed before it
+ * returns.
  */
 EBUS_API int ebus_await(ebus_t *bus, const char *pattern, void *buf, size_t cap,
                         ebus_message_t *msg, uint64_t timeout_ns);
 
-/* CLOCK_MONOTONIC in nanoseconds: the clock of deadlines and timestamps. */
+/* CLOCK_MONOTONIC in nanoseconds: the clock of deadlines and timestamps.
+ * Thread-safety: any thread.
+ * Errors: none.
+ * Ownership: nothing changes hands. */
 EBUS_API uint64_t ebus_clock_ns(void);
 
 /* ---- meta events ---------------------------------------------------------------- */
@@ -633,9 +804,11 @@ typedef struct ebus_topic_stats {
 	uint64_t dropped_full;         /* not accepted: full lane, drop-newest */
 	uint64_t rejected_full;
 	uint64_t rejected_timeout;
+	uint64_t reserved_[8];         /* zero: room for later counters (the
+	                                  array's element size stays the same) */
 } ebus_topic_stats_t;
 
-typedef struct ebus_snapshot {
+typedef struct ebus_snapshot_s {
 	uint64_t taken_ns;             /* ebus_clock_ns() when taken */
 	ebus_stats_t total;
 	unsigned nexec;
@@ -654,14 +827,19 @@ typedef struct ebus_snapshot {
  * before or after ebus_destroy). Works after ebus_shutdown too. Totals and
  * each executor row are read one after the other, so they add up exactly
  * only when the bus is quiescent (after ebus_flush with no publisher).
- * Returns EBUS_ERR_NULL or EBUS_ERR_NOMEM (*out untouched).
  * Thread-safety: any thread, including handlers, concurrently with
  * everything but ebus_destroy; never slows publishers or executors (relaxed
- * loads of single-writer counters; it holds the subscription mutex while
- * it reads the topics' subscriber counts).
+ * loads of single-writer counters; it takes the control mutex briefly for
+ * each topic's subscriber count).
+ * Errors: EBUS_ERR_NULL, EBUS_ERR_NOMEM (*out untouched).
+ * Ownership: *out is the caller's: free it with ebus_snapshot_free, before
+ * or after ebus_destroy (it keeps a copy of the bus's allocator).
  */
 EBUS_API int ebus_snapshot(ebus_t *bus, ebus_snapshot_t **out);
-/* NULL is a no-op. Thread-safety: any thread, once per snapshot. */
+/* Frees a snapshot. NULL is a no-op.
+ * Thread-safety: any thread, once per snapshot, after every other use.
+ * Errors: none.
+ * Ownership: frees snap (through the allocator of its bus). */
 EBUS_API void ebus_snapshot_free(ebus_snapshot_t *snap);
 
 /* Publish-to-dispatch latency at percentile p in [0, 100], in ns: the upper
@@ -669,9 +847,11 @@ EBUS_API void ebus_snapshot_free(ebus_snapshot_t *snap);
  * within 1/16 of the value (values from 2^41 ns, about 36 minutes, report
  * 2^41 - 1). The time runs from the moment the event is written into its
  * lane slot (sync: from the publish call) to the start of its dispatch.
- * EBUS_ERR_EMPTY with no samples yet, EBUS_ERR_UNSUPPORTED if the bus was
- * created without config.timestamps, EBUS_ERR_CONFIG for p outside
- * [0, 100] or NaN, EBUS_ERR_NULL. Thread-safety: any thread (read-only). */
+ * Thread-safety: any thread (read-only).
+ * Errors: EBUS_ERR_EMPTY with no samples yet, EBUS_ERR_UNSUPPORTED if the
+ * bus was created without config.timestamps, EBUS_ERR_CONFIG for p
+ * outside [0, 100] or NaN, EBUS_ERR_NULL.
+ * Ownership: nothing changes hands. */
 EBUS_API int ebus_snapshot_percentile(const ebus_snapshot_t *snap, double p, uint64_t *ns);
 
 /*
@@ -679,11 +859,13 @@ EBUS_API int ebus_snapshot_percentile(const ebus_snapshot_t *snap, double p, uin
  * buf, snprintf-style: *len gets the length needed without the NUL; if that
  * does not fit in cap, EBUS_ERR_BUFFER and buf (if cap > 0) holds a
  * NUL-terminated prefix. buf may be NULL when cap is 0 (size query).
- * EBUS_ERR_NULL for a NULL snap or len, or a NULL buf with cap > 0.
  * Families: bus totals ebus_*, per executor ebus_executor_*{executor="i"},
  * per topic ebus_topic_*{topic="name"} (label values escaped), and with
  * timestamps the summary ebus_dispatch_latency_seconds; README lists them.
  * Thread-safety: any thread (read-only).
+ * Errors: EBUS_ERR_NULL for a NULL snap or len, or a NULL buf with cap > 0;
+ * EBUS_ERR_BUFFER (too small; *len is the size needed).
+ * Ownership: buf is the caller's.
  */
 EBUS_API int ebus_snapshot_prometheus(const ebus_snapshot_t *snap, char *buf, size_t cap,
                                       size_t *len);
