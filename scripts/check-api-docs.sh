@@ -19,7 +19,7 @@ readme=README.md
 begin='<!-- thread-safety table: generated from include/ebus/ebus.h by scripts/check-api-docs.sh --write -->'
 end='<!-- end of the generated table -->'
 
-# One line per function: name <TAB> thread-safety <TAB> errors <TAB> ownership <TAB> doc length
+# One line per function, fields separated by \037: name, thread-safety, errors, ownership, doc length
 parse() {
 	awk '
 	function trim(s) { gsub(/^[ \t]+|[ \t]+$/, "", s); return s }
@@ -53,7 +53,7 @@ parse() {
 				name = substr(line, RSTART, RLENGTH - 1)
 				d = doc
 				gsub(/[ \t]+/, " ", d)
-				printf "%s\t%s\t%s\t%s\t%d\n", name, part(d, "Thread-safety:"), part(d, "Errors:"),
+				printf "%s\037%s\037%s\037%s\037%d\n", name, part(d, "Thread-safety:"), part(d, "Errors:"),
 				       part(d, "Ownership:"), length(trim(d))
 			}
 			if (!index(line, ";")) indecl = 1
@@ -66,7 +66,7 @@ parse() {
 table() {
 	echo "| function | who may call it, concurrently with what |"
 	echo "|---|---|"
-	parse | awk -F'\t' '
+	parse | awk -F'\037' '
 		{ ts = $2; gsub(/\|/, "\\|", ts)
 		  if (n && ts == prev) { names = names ", `" $1 "`"; next }
 		  if (n) print "| " names " | " prev " |"
@@ -86,7 +86,7 @@ case ${1:-} in
 esac
 
 bad=0
-while IFS=$'\t' read -r name ts errs own len; do
+while IFS=$'\037' read -r name ts errs own len; do
 	missing=""
 	[ "$len" -gt 0 ] || missing="$missing a comment,"
 	[ -n "$ts" ] || missing="$missing Thread-safety:,"

@@ -14,12 +14,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 # libasan8/libubsan1/libtsan2: gcc 12's sanitizer runtimes; libzmq3-dev and
-# libbenchmark-dev: the benchmark tools are built (and smoke-tested) too.
+# libbenchmark-dev: the benchmark tools are built (and smoke-tested) too;
+# prometheus: its promtool checks the Prometheus text (ctest promtool).
 builds=${EBUS_TEST_BUILDS:-"default asan tsan fuzz"}
 # clang and libclang-rt-14-dev (libFuzzer, clang's sanitizer runtimes): the fuzz build.
 fuzz_packages=()
 case " $builds " in *" fuzz "*) fuzz_packages=(clang libclang-rt-14-dev) ;; esac
-ebus_need_packages "${EBUS_BASE_PACKAGES[@]}" libasan8 libubsan1 libtsan2 libzmq3-dev libbenchmark-dev \
+ebus_need_packages "${EBUS_BASE_PACKAGES[@]}" libasan8 libubsan1 libtsan2 libzmq3-dev libbenchmark-dev prometheus \
 	"${fuzz_packages[@]}"
 
 echo "== layering of src/ (scripts/check-layers.sh)"

@@ -413,27 +413,38 @@ static void put_seconds(struct out *o, const char *name, const char *labels, uin
 	putf(o, "%s%s %.9g\n", name, labels, (double)ns / 1e9);
 }
 
+/*
+ * The latency histogram as a Prometheus histogram, which Prometheus can
+ * aggregate over buses and processes (histogram_quantile; exact
+ * percentiles of one snapshot: ebus_snapshot_percentile). The bounds are
+ * the powers of two less one, 15 ns to 2^40 - 1 ns (about 18 minutes): the
+ * log-linear buckets nest in them exactly, so each cumulative count is
+ * exact (le is "less or equal": a bucket ends at 2^e - 1 ns). Larger values
+ * only reach +Inf (the last log-linear bucket also holds the clamped ones).
+ */
+#define PROM_HIST_MIN_EXP 4u
+#define PROM_HIST_MAX_EXP 40u
+_Static_assert(PROM_HIST_MAX_EXP <= EBUS_HIST_MAX_EXP, "bounds inside the log-linear range");
+
 static void emit_latency(struct out *o, const struct snap_hist *h)
 {
-	static const struct {
-		const char *q;
-		double p;
-	} qs[] = { { "0.5", 50.0 }, { "0.9", 90.0 }, { "0.99", 99.0 }, { "0.999", 99.9 } };
 	const char *n = "ebus_dispatch_latency_seconds";
-	family(o, n, "summary",
-	       "Time from publish (slot written) to dispatch start, with config.timestamps. "
-	       "Quantiles are log-linear histogram bucket upper bounds (within 1/16 of the "
-	       "value) since the bus was created; _sum is exact.");
-	for (size_t i = 0; i < NMETRICS(qs); i++) {
-		char lab[32];
-		snprintf(lab, sizeof lab, "{quantile=\"%s\"}", qs[i].q);
-		if (h->count)
-			put_seconds(o, n, lab, hist_percentile(h, qs[i].p));
-		else
-			putf(o, "%s%s NaN\n", n, lab);
+	uint64_t cum = 0;
+	unsigned i = 0;
+	family(o, n, "histogram",
+	       "Time from publish (slot written) to dispatch start, with config.timestamps, since "
+	       "the bus was created. Buckets end at 2^e - 1 ns; counts and _sum are exact.");
+	for (unsigned e = PROM_HIST_MIN_EXP; e <= PROM_HIST_MAX_EXP; e++) {
+		unsigned end = ebus_hist_bucket((uint64_t)1 << e); /* first bucket from 2^e on */
+		char lab[48];
+		for (; i < end; i++)
+			cum += h->bucket[i];
+		snprintf(lab, sizeof lab, "{le=\"%.13g\"}", (double)(((uint64_t)1 << e) - 1) / 1e9); /* exact: <= 13 digits */
+		putf(o, "%s_bucket%s %" PRIu64 "\n", n, lab, cum);
 	}
+	putf(o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", n, h->count);
 	put_seconds(o, "ebus_dispatch_latency_seconds_sum", "", h->sum);
-	putf(o, "ebus_dispatch_latency_seconds_count %" PRIu64 "\n", h->count);
+	putf(o, "%s_count %" PRIu64 "\n", n, h->count);
 }
 
 int ebus_snapshot_prometheus(const ebus_snapshot_t *snap, char *buf, size_t cap, size_t *len)

@@ -100,6 +100,8 @@ static void check_sums(const ebus_snapshot_t *s)
 	CHECK_EQ_U64(sum.lane_high_water, s->total.lane_high_water);
 }
 
+static void parse_text(char *text); /* the format check, below */
+
 static char *render(const ebus_snapshot_t *s, size_t *len_out)
 {
 	size_t len = 0;
@@ -190,13 +192,26 @@ static void test_hist_math(void)
 	CHECK_EQ_U64(ns, 1015807);
 	CHECK_OK(ebus_snapshot_percentile(s, 100, &ns));
 	CHECK_EQ_U64(ns, 1015807);
-	/* its summary: quantiles in seconds, exact sum, count */
+	/* as a Prometheus histogram: exact cumulative counts at 2^e - 1 ns, and
+	 * 99 * 1000 + 1e6 ns = 1.099 ms as the exact sum (not from bucket bounds) */
 	char *text = render(s, NULL);
-	CHECK_MSG(strstr(text, "ebus_dispatch_latency_seconds{quantile=\"0.5\"} 1.023e-06\n"), "%s", text);
-	CHECK_MSG(strstr(text, "ebus_dispatch_latency_seconds{quantile=\"0.999\"} 0.001015807\n"), "%s", text);
-	/* 99 * 1000 + 1e6 ns = 1.099 ms, exact (not from bucket bounds) */
-	CHECK_MSG(strstr(text, "ebus_dispatch_latency_seconds_sum 0.001099\n"), "%s", text);
-	CHECK_MSG(strstr(text, "ebus_dispatch_latency_seconds_count 100\n"), "%s", text);
+	{
+		static const char *const want[] = {
+			"ebus_dispatch_latency_seconds_bucket{le=\"1.5e-08\"} 0\n",
+			"ebus_dispatch_latency_seconds_bucket{le=\"5.11e-07\"} 0\n",
+			"ebus_dispatch_latency_seconds_bucket{le=\"1.023e-06\"} 99\n",
+			"ebus_dispatch_latency_seconds_bucket{le=\"0.000524287\"} 99\n",
+			"ebus_dispatch_latency_seconds_bucket{le=\"0.001048575\"} 100\n",
+			"ebus_dispatch_latency_seconds_bucket{le=\"1099.511627775\"} 100\n",
+			"ebus_dispatch_latency_seconds_bucket{le=\"+Inf\"} 100\n",
+			"ebus_dispatch_latency_seconds_sum 0.001099\n",
+			"ebus_dispatch_latency_seconds_count 100\n",
+			"# TYPE ebus_dispatch_latency_seconds histogram\n",
+		};
+		for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+			CHECK_MSG(strstr(text, want[i]), "no '%s' in:\n%s", want[i], text);
+	}
+	parse_text(text);
 	free(text);
 	/* a value past the range: the last bucket */
 	ebus_snapshot_free(s);
@@ -217,7 +232,8 @@ static void test_hist_math(void)
 	CHECK_OK(ebus_snapshot_from_samples_(NULL, 0, &s));
 	CHECK_EQ_INT(ebus_snapshot_percentile(s, 50, &ns), EBUS_ERR_EMPTY);
 	text = render(s, NULL);
-	CHECK_MSG(strstr(text, "ebus_dispatch_latency_seconds{quantile=\"0.99\"} NaN\n"), "%s", text);
+	CHECK_MSG(strstr(text, "ebus_dispatch_latency_seconds_bucket{le=\"+Inf\"} 0\n"), "%s", text);
+	CHECK_MSG(strstr(text, "ebus_dispatch_latency_seconds_bucket{le=\"1.5e-08\"} 0\n"), "%s", text);
 	CHECK_MSG(strstr(text, "ebus_dispatch_latency_seconds_count 0\n"), "%s", text);
 	free(text);
 	ebus_snapshot_free(s);
@@ -575,7 +591,7 @@ static void check_latency(const ebus_snapshot_t *s, uint64_t samples)
 	char line[96];
 	snprintf(line, sizeof line, "ebus_dispatch_latency_seconds_count %" PRIu64 "\n", samples);
 	CHECK_MSG(strstr(text, line), "no '%s'", line);
-	CHECK(strstr(text, "# TYPE ebus_dispatch_latency_seconds summary\n"));
+	CHECK(strstr(text, "# TYPE ebus_dispatch_latency_seconds histogram\n"));
 	free(text);
 }
 
@@ -773,7 +789,11 @@ static size_t metric_name_len(const char *s)
 }
 
 /* Checks one sample line against the families declared so far (a
- * summary's _sum and _count belong to the summary's family). */
+ * summary's _sum and _count, and a histogram's _bucket, belong to its
+ * family). A histogram's buckets must be cumulative, ending in +Inf equal
+ * to its _count. */
+static uint64_t hist_prev, hist_inf;
+static int hist_seen_inf;
 static void parse_sample(const char *line)
 {
 	size_t n = metric_name_len(line);
@@ -784,6 +804,11 @@ static void parse_sample(const char *line)
 		f = fam_find(line, n - 4);
 	if (!f && n > 6 && strncmp(line + n - 6, "_count", 6) == 0)
 		f = fam_find(line, n - 6);
+	int bucket = 0, count = n > 6 && strncmp(line + n - 6, "_count", 6) == 0;
+	if (!f && n > 7 && strncmp(line + n - 7, "_bucket", 7) == 0) {
+		f = fam_find(line, n - 7);
+		bucket = 1;
+	}
 	CHECK_MSG(f && f->type && f->help, "sample before its # HELP and # TYPE: '%s'", line);
 	int idx = (int)(f - pp.f);
 	CHECK_MSG(pp.last == idx || f->samples == 0, "family %s is not contiguous", f->name);
@@ -819,6 +844,11 @@ static void parse_sample(const char *line)
 			}
 			val[vn] = '\0';
 			p++;
+			if (bucket && strcmp(key, "le") == 0) {
+				CHECK_MSG(strcmp(val, "+Inf") == 0 || (strtod(val, NULL) > 0),
+				          "bad le in '%s'", line);
+				hist_seen_inf = strcmp(val, "+Inf") == 0;
+			}
 			if (strcmp(key, "topic") == 0) {
 				int dup = 0;
 				for (int i = 0; i < pp.ntopics; i++)
@@ -844,8 +874,18 @@ static void parse_sample(const char *line)
 		errno = 0;
 		(void)strtod(p, &end);
 		CHECK_MSG(errno == 0 && end != p && *end == '\0', "bad value in '%s'", line);
-		if (strcmp(f->name, "ebus_dispatch_latency_seconds") != 0)
-			CHECK_MSG(strspn(p, "0123456789") == strlen(p), "counter or gauge not an integer: '%s'", line);
+		int seconds = strcmp(f->name, "ebus_dispatch_latency_seconds") == 0;
+		if (!seconds || bucket || count)
+			CHECK_MSG(strspn(p, "0123456789") == strlen(p), "count not an integer: '%s'", line);
+	}
+	if (bucket) {
+		uint64_t v = strtoull(p, NULL, 10);
+		CHECK_MSG(f->samples == 1 || v >= hist_prev, "bucket counts not cumulative at '%s'", line);
+		hist_prev = v;
+		if (hist_seen_inf)
+			hist_inf = v;
+	} else if (count && strcmp(f->name, "ebus_dispatch_latency_seconds") == 0) {
+		CHECK_MSG(strtoull(p, NULL, 10) == hist_inf, "+Inf bucket != _count at '%s'", line);
 	}
 }
 
@@ -873,7 +913,8 @@ static void parse_text(char *text)
 			} else {
 				const char *t = name + n + 1;
 				CHECK_MSG(!f->type, "second TYPE for %s", f->name);
-				CHECK_MSG(!strcmp(t, "counter") || !strcmp(t, "gauge") || !strcmp(t, "summary"),
+				CHECK_MSG(!strcmp(t, "counter") || !strcmp(t, "gauge") || !strcmp(t, "summary") ||
+				                  !strcmp(t, "histogram"),
 				          "type '%s'", t);
 				CHECK_MSG(strcmp(t, "counter") != 0 || strstr(f->name, "_total"),
 				          "counter %s without _total", f->name);

@@ -861,7 +861,8 @@ EBUS_API int ebus_snapshot_percentile(const ebus_snapshot_t *snap, double p, uin
  * NUL-terminated prefix. buf may be NULL when cap is 0 (size query).
  * Families: bus totals ebus_*, per executor ebus_executor_*{executor="i"},
  * per topic ebus_topic_*{topic="name"} (label values escaped), and with
- * timestamps the summary ebus_dispatch_latency_seconds; README lists them.
+ * timestamps the histogram ebus_dispatch_latency_seconds (buckets at
+ * 2^e - 1 ns, exact counts); README lists them.
  * Thread-safety: any thread (read-only).
  * Errors: EBUS_ERR_NULL for a NULL snap or len, or a NULL buf with cap > 0;
  * EBUS_ERR_BUFFER (too small; *len is the size needed).
