@@ -15,12 +15,13 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 # libasan8/libubsan1/libtsan2: gcc 12's sanitizer runtimes; libzmq3-dev and
 # libbenchmark-dev: the benchmark tools are built (and smoke-tested) too;
-# prometheus: its promtool checks the Prometheus text (ctest promtool).
+# prometheus: its promtool checks the Prometheus text (ctest promtool);
+# python3-matplotlib: scripts/plot.py draws ebus-bench's JSON (ctest bench_json_plot).
 builds=${EBUS_TEST_BUILDS:-"default asan tsan fuzz"}
 # clang and libclang-rt-14-dev (libFuzzer, clang's sanitizer runtimes): the fuzz build.
 fuzz_packages=()
 case " $builds " in *" fuzz "*) fuzz_packages=(clang libclang-rt-14-dev) ;; esac
-ebus_need_packages "${EBUS_BASE_PACKAGES[@]}" libasan8 libubsan1 libtsan2 libzmq3-dev libbenchmark-dev prometheus \
+ebus_need_packages "${EBUS_BASE_PACKAGES[@]}" libasan8 libubsan1 libtsan2 libzmq3-dev libbenchmark-dev prometheus python3-matplotlib \
 	"${fuzz_packages[@]}"
 
 echo "== layering of src/ (scripts/check-layers.sh)"

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef EBUS_BENCH_HAVE_ZMQ
 #include <zmq.h>
@@ -104,7 +105,10 @@ static void usage(FILE *f)
 	        "  --idle-ms MS      idle: length of the idle window (default %u; --quick: %u)\n"
 	        "  --quick           fewer events (%llu), for a run of all scenarios under a minute\n"
 	        "  --timeout SEC     a run not done after SEC seconds is a failure (default 60)\n"
-	        "  --json            one JSON object per system on stdout; header on stderr\n"
+	        "  --json            JSON Lines on stdout (schema " BENCH_JSON_SCHEMA "): a header line,\n"
+	        "                    then one object per system, latency histograms included;\n"
+	        "                    the human-readable header goes to stderr\n"
+	        "  --json-out FILE   the tables on stdout, and the same JSON into FILE\n"
 	        "                    (latency scenarios: p50_ns, p99_ns, p999_ns, max_ns)\n"
 	        "  -v, --verbose     one line per run on stderr (ebus: executor parks/wakeups)\n"
 	        "  --version         the versions of ebus-bench, ebus, ck and libzmq\n"
@@ -201,6 +205,63 @@ static void print_versions(FILE *f)
 	fprintf(f, ")\n");
 }
 
+/* A JSON string: quotes, backslashes and control bytes escaped. */
+static void json_str(FILE *f, const char *v)
+{
+	fputc('"', f);
+	for (; *v; v++) {
+		unsigned char c = (unsigned char)*v;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+/* --json: the first line, what the run was and where (bench.h). */
+static void json_header(FILE *jf, int argc, char **argv)
+{
+	char model[256], when[32], cmd[2048] = "";
+	struct utsname u;
+	cpu_set_t set;
+	int allowed = 0;
+	time_t now = time(NULL);
+	size_t n = 0;
+
+	cpu_model(model, sizeof model);
+	if (sched_getaffinity(0, sizeof set, &set) == 0)
+		allowed = CPU_COUNT(&set);
+	if (uname(&u) != 0)
+		snprintf(u.release, sizeof u.release, "?");
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+	for (int i = 0; i < argc && n < sizeof cmd; i++)
+		n += (size_t)snprintf(cmd + n, sizeof cmd - n, "%s%s", i ? " " : "", argv[i]);
+	fprintf(jf, "{\"schema\":\"%s\",\"kind\":\"header\",\"ebus_version\":\"%s\",\"ck_version\":\"%s\",",
+	       BENCH_JSON_SCHEMA, ebus_version(), CK_VERSION);
+#ifdef EBUS_BENCH_HAVE_ZMQ
+	{
+		int ma, mi, pa;
+		zmq_version(&ma, &mi, &pa);
+		fprintf(jf, "\"zmq_version\":\"%d.%d.%d\",", ma, mi, pa);
+	}
+#else
+	fprintf(jf, "\"zmq_version\":null,");
+#endif
+	fprintf(jf, "\"machine\":{\"cpus_online\":%ld,\"cpus_allowed\":%d,\"cpu_model\":",
+	       sysconf(_SC_NPROCESSORS_ONLN), allowed);
+	json_str(jf, model);
+	fprintf(jf, ",\"kernel\":");
+	json_str(jf, u.release);
+	fprintf(jf, ",\"machine\":");
+	json_str(jf, u.machine);
+	fprintf(jf, "},\"time_utc\":\"%s\",\"command\":", when);
+	json_str(jf, cmd);
+	fprintf(jf, "}\n");
+}
+
 static void header(FILE *f, int argc, char **argv)
 {
 	char model[256];
@@ -270,7 +331,7 @@ int main(int argc, char **argv)
 {
 	enum { OPT_SCENARIO = 256, OPT_EVENTS, OPT_RUNS, OPT_PAYLOAD, OPT_CAPACITY, OPT_WAIT,
 	       OPT_CPUS, OPT_QUICK, OPT_JSON, OPT_TIMEOUT, OPT_VERBOSE, OPT_HELP, OPT_PUBLISHERS,
-	       OPT_TOPICS, OPT_EXECUTORS, OPT_RATE, OPT_IDLE_MS, OPT_VERSION };
+	       OPT_TOPICS, OPT_EXECUTORS, OPT_RATE, OPT_IDLE_MS, OPT_VERSION, OPT_JSON_OUT };
 	static const struct option longopts[] = {
 		{"scenario", required_argument, NULL, OPT_SCENARIO},
 		{"events", required_argument, NULL, OPT_EVENTS},
@@ -290,9 +351,11 @@ int main(int argc, char **argv)
 		{"rate", required_argument, NULL, OPT_RATE},
 		{"idle-ms", required_argument, NULL, OPT_IDLE_MS},
 		{"version", no_argument, NULL, OPT_VERSION},
+		{"json-out", required_argument, NULL, OPT_JSON_OUT},
 		{NULL, 0, NULL, 0},
 	};
 	bench_opts o;
+	const char *json_out = NULL;
 	const bench_scenario *sc = NULL;
 	int events_set = 0, c, found;
 	uint64_t v;
@@ -433,6 +496,9 @@ int main(int argc, char **argv)
 		case OPT_VERSION:
 			print_versions(stdout);
 			return 0;
+		case OPT_JSON_OUT:
+			json_out = optarg;
+			break;
 		default:
 			if (optopt)
 				fprintf(stderr, "ebus-bench: option '%s' needs an argument or is unknown\n",
@@ -455,6 +521,17 @@ int main(int argc, char **argv)
 	o.events_set = events_set;
 	o.progress = isatty(STDERR_FILENO);
 
+	if (o.json) {
+		o.jf = stdout;
+	} else if (json_out) {
+		o.jf = fopen(json_out, "w");
+		if (!o.jf) {
+			fprintf(stderr, "ebus-bench: --json-out %s: %s\n", json_out, strerror(errno));
+			return 2;
+		}
+	}
+	if (o.jf)
+		json_header(o.jf, argc, argv);
 	if (strcmp(o.scenario, "all") == 0) {
 		int worst = 0;
 		header(o.json ? stderr : stdout, argc, argv);

@@ -14,12 +14,24 @@
 #define EBUS_BENCH_H
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <ck_pr.h>
 
 #define BENCH_PAYLOAD_MIN 16 /* seq + check */
+
+/*
+ * --json: JSON Lines on stdout. The first line describes the run
+ * ("kind":"header": versions, machine, command, UTC time), then one line
+ * per (scenario, system). Every line carries "schema"; keys name their
+ * unit (_per_s, _ns, _bytes, _slots, _pct, _ms); latency lines carry
+ * "latency_hist_ns": [[lower, upper, count], ...] over every timed run's
+ * samples. Version 2: schema, header, units in key names, histograms (1
+ * had none of these). scripts/plot.py reads it.
+ */
+#define BENCH_JSON_SCHEMA "ebus-bench/2"
 
 uint64_t bench_now_ns(void); /* CLOCK_MONOTONIC */
 #define BENCH_ERR_MAX 256
@@ -36,7 +48,8 @@ typedef struct bench_opts {
 	const char *wait_name;
 	int cpu_pub, cpu_sub; /* -1 = not pinned */
 	unsigned timeout_s;  /* per run; a run past it is a hang: exit 2 */
-	int quick, json;
+	int quick, json;     /* json: JSON instead of the tables */
+	FILE *jf;            /* where JSON goes: stdout (--json), a file (--json-out), or NULL */
 	int verbose;         /* one line per run on stderr, with system notes */
 	int progress;        /* stderr is a tty */
 	int events_set;      /* --events given (else each scenario picks its own) */

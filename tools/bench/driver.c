@@ -20,6 +20,47 @@
 /* Values per run: events/s, or p50, p99, p99.9, max and idle CPU %. */
 #define NV 5
 
+/*
+ * Latency histogram for --json, over the samples of every timed run of a
+ * system: quarter-octave buckets (four per power of two; 0..3 ns one each),
+ * so a CDF drawn from them is within 1/4 of the value on a log axis.
+ */
+#define LH_BUCKETS 256
+
+static unsigned lh_index(uint64_t ns)
+{
+	unsigned e;
+	if (ns < 4)
+		return (unsigned)ns;
+	e = 63u - (unsigned)__builtin_clzll(ns); /* >= 2 */
+	return e * 4u + (unsigned)((ns >> (e - 2u)) & 3u) - 4u;
+}
+
+static uint64_t lh_lower(unsigned i)
+{
+	unsigned e;
+	if (i < 4)
+		return i;
+	e = (i + 4u) / 4u;
+	return ((uint64_t)1 << e) + (uint64_t)((i + 4u) % 4u) * ((uint64_t)1 << (e - 2u));
+}
+
+static void lh_print(FILE *f, const uint64_t *h)
+{
+	int first = 1;
+	fprintf(f, ",\"latency_hist_ns\":[");
+	for (unsigned i = 0; i < LH_BUCKETS; i++) {
+		uint64_t hi;
+		if (!h[i])
+			continue;
+		hi = i + 1 < LH_BUCKETS ? lh_lower(i + 1) - 1 : UINT64_MAX;
+		fprintf(f, "%s[%llu,%llu,%llu]", first ? "" : ",", (unsigned long long)lh_lower(i),
+		       (unsigned long long)hi, (unsigned long long)h[i]);
+		first = 0;
+	}
+	fprintf(f, "]");
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -187,6 +228,7 @@ int bench_run_scenario(const bench_scenario *sc, const bench_opts *o)
 	bench_run shape;
 	bench_sink *sinks = NULL;
 	uint64_t *samples = NULL;
+	uint64_t (*lh)[LH_BUCKETS] = NULL; /* per system, --json latency scenarios */
 	uint64_t salt = 1;
 	int failed = 0;
 	char label[32];
@@ -206,7 +248,9 @@ int bench_run_scenario(const bench_scenario *sc, const bench_opts *o)
 	sinks = aligned_alloc(64, sizeof *sinks * shape.nsinks);
 	if (sc->latency_table)
 		samples = malloc(sizeof(uint64_t) * shape.events);
-	if (!val || !sinks || (sc->latency_table && !samples)) {
+	if (sc->latency_table && o->jf)
+		lh = calloc(ns > 0 ? ns : 1, sizeof *lh);
+	if (!val || !sinks || (sc->latency_table && !samples) || (sc->latency_table && o->jf && !lh)) {
 		fprintf(stderr, "ebus-bench: out of memory\n");
 		return 1;
 	}
@@ -236,6 +280,9 @@ int bench_run_scenario(const bench_scenario *sc, const bench_opts *o)
 			snprintf(label, sizeof label, "run %u", r + 1);
 			run_once(sc, &sc->systems[s], o, &shape, sinks, samples, salt++, label, &failed,
 			         &val[(s * runs + r) * NV]);
+			if (lh && !isnan(val[(s * runs + r) * NV]))
+				for (uint64_t i = 0; i < shape.events; i++)
+					lh[s][lh_index(samples[i])]++;
 		}
 	}
 	progress(o, NULL, 0, 0, NULL);
@@ -256,10 +303,10 @@ int bench_run_scenario(const bench_scenario *sc, const bench_opts *o)
 		char a[32], b[32], c[32], d[32], e[32];
 
 		if (skipped[s]) {
-			if (o->json)
-				printf("{\"scenario\":\"%s\",\"system\":\"%s\",\"skipped\":\"%s\"}\n", sc->name,
-				       sc->systems[s].name, skipped[s]);
-			else
+			if (o->jf)
+				fprintf(o->jf, "{\"schema\":\"%s\",\"scenario\":\"%s\",\"system\":\"%s\",\"skipped\":\"%s\"}\n",
+				        BENCH_JSON_SCHEMA, sc->name, sc->systems[s].name, skipped[s]);
+			if (!o->json)
 				printf("%-9s skipped: %s\n", sc->systems[s].name, skipped[s]);
 			continue;
 		}
@@ -277,7 +324,7 @@ int bench_run_scenario(const bench_scenario *sc, const bench_opts *o)
 			(void)median(col[3], runs, NULL, &worst); /* max over all runs */
 			med[3] = worst;
 			med[4] = median(col[4], runs, &cmin, &cmax);
-			if (o->json) {
+			if (o->jf) {
 				char f[32], g[32];
 				json_num(a, sizeof a, med[0], "%.0f");
 				json_num(b, sizeof b, med[1], "%.0f");
@@ -285,25 +332,29 @@ int bench_run_scenario(const bench_scenario *sc, const bench_opts *o)
 				json_num(d, sizeof d, med[3], "%.0f");
 				json_num(f, sizeof f, r50, "%.4f");
 				json_num(g, sizeof g, r999, "%.4f");
-				printf("{\"scenario\":\"%s\",\"system\":\"%s\",\"p50_ns\":%s,\"p99_ns\":%s,"
-				       "\"p999_ns\":%s,\"max_ns\":%s,\"runs\":%u,\"p50_ratio_to_%s\":%s,"
-				       "\"p999_ratio_to_%s\":%s,\"samples\":%llu,\"payload\":%zu,"
-				       "\"capacity\":%u,\"wait\":\"%s\"",
-				       sc->name, sc->systems[s].name, a, b, c, d, ok, sc->reference, f,
-				       sc->reference, g, (unsigned long long)shape.events, o->payload,
+				fprintf(o->jf, "{\"schema\":\"%s\",\"scenario\":\"%s\",\"system\":\"%s\",\"reference\":\"%s\","
+				       "\"p50_ns\":%s,\"p99_ns\":%s,\"p999_ns\":%s,\"max_ns\":%s,\"runs\":%u,"
+				       "\"runs_planned\":%u,\"p50_ratio_to_reference\":%s,"
+				       "\"p999_ratio_to_reference\":%s,\"samples_per_run\":%llu,"
+				       "\"payload_bytes\":%zu,\"capacity_slots\":%u,\"wait\":\"%s\"",
+				       BENCH_JSON_SCHEMA, sc->name, sc->systems[s].name, sc->reference, a, b, c,
+				       d, ok, runs, f, g, (unsigned long long)shape.events, o->payload,
 				       o->capacity, o->wait_name);
 				if (shape.period_ns)
-					printf(",\"rate\":%llu", (unsigned long long)o->rate);
+					fprintf(o->jf, ",\"rate_events_per_s\":%llu", (unsigned long long)o->rate);
 				if (sc->idle) {
 					json_num(a, sizeof a, med[4], "%.4f");
 					json_num(b, sizeof b, cmin, "%.4f");
 					json_num(c, sizeof c, cmax, "%.4f");
-					printf(",\"idle_cpu_pct\":%s,\"idle_cpu_min\":%s,\"idle_cpu_max\":%s,"
-					       "\"idle_ms\":%u",
+					fprintf(o->jf, ",\"idle_cpu_pct\":%s,\"idle_cpu_min_pct\":%s,"
+					       "\"idle_cpu_max_pct\":%s,\"idle_window_ms\":%u",
 					       a, b, c, o->idle_ms);
 				}
-				printf("}\n");
-			} else {
+				if (lh)
+					lh_print(o->jf, lh[s]);
+				fprintf(o->jf, "}\n");
+			}
+			if (!o->json) {
 				fmt_ns(a, sizeof a, med[0]);
 				fmt_ns(b, sizeof b, med[1]);
 				fmt_ns(c, sizeof c, med[2]);
@@ -325,19 +376,22 @@ int bench_run_scenario(const bench_scenario *sc, const bench_opts *o)
 			double rmed = ratio_med(val, runs, s, ref, 0, 0);
 			double imed = ratio_med(val, runs, s, ref, 0, 1);
 			med[0] = median(col[0], runs, &mn, &mx);
-			if (o->json) {
+			if (o->jf) {
 				json_num(a, sizeof a, med[0], "%.0f");
 				json_num(b, sizeof b, mn, "%.0f");
 				json_num(c, sizeof c, mx, "%.0f");
 				json_num(d, sizeof d, rmed, "%.4f");
 				json_num(e, sizeof e, imed, "%.4f");
-				printf("{\"scenario\":\"%s\",\"system\":\"%s\",\"events_per_s\":%s,\"min\":%s,"
-				       "\"max\":%s,\"runs\":%u,\"ratio_to_ebus\":%s,\"ebus_over_system\":%s,"
-				       "\"events\":%llu,\"payload\":%zu,\"capacity\":%u,\"wait\":\"%s\"}\n",
-				       sc->name, sc->systems[s].name, a, b, c, ok, d, e,
-				       (unsigned long long)shape.published, o->payload, o->capacity,
-				       o->wait_name);
-			} else {
+				fprintf(o->jf, "{\"schema\":\"%s\",\"scenario\":\"%s\",\"system\":\"%s\",\"reference\":\"%s\","
+				       "\"events_per_s\":%s,\"min_events_per_s\":%s,\"max_events_per_s\":%s,"
+				       "\"runs\":%u,\"runs_planned\":%u,\"ratio_to_reference\":%s,"
+				       "\"reference_over_system\":%s,\"events_per_run\":%llu,"
+				       "\"payload_bytes\":%zu,\"capacity_slots\":%u,\"wait\":\"%s\"}\n",
+				       BENCH_JSON_SCHEMA, sc->name, sc->systems[s].name, sc->reference, a, b, c,
+				       ok, runs, d, e, (unsigned long long)shape.published, o->payload,
+				       o->capacity, o->wait_name);
+			}
+			if (!o->json) {
 				fmt_rate(a, sizeof a, med[0]);
 				fmt_rate(b, sizeof b, mn);
 				fmt_rate(c, sizeof c, mx);
@@ -363,9 +417,12 @@ int bench_run_scenario(const bench_scenario *sc, const bench_opts *o)
 			printf("  %-9s %s\n", sc->systems[s].name, sc->systems[s].what);
 	}
 	fflush(stdout);
+	if (o->jf)
+		fflush(o->jf);
 	free(val);
 	free(sinks);
 	free(samples);
+	free(lh);
 	if (failed) {
 		fprintf(stderr, "ebus-bench: %s: %d run(s) FAILED verification (see above)\n", sc->name,
 		        failed);
