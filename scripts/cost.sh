@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Instructions per event, ebus beside a raw ck_ring, counted by callgrind:
+# repeatable where timings are not (the method: bench/README.md).
+#
+# tools/ebus-cost runs each scenario at two sizes; the difference divided
+# by the difference in events cancels set-up and tear-down. The consumer
+# is held off its lane until every event is in it, so it never polls an
+# empty lane while it works: its thread's instructions are transport and
+# dispatch, and the handler bodies, which are subtracted. The publisher's
+# cost is its loop (inclusive: the call, the lane, the fences, the loop).
+#
+#   scripts/cost.sh                  sizes 100000 and 200000
+#   EBUS_COST_N1=.. EBUS_COST_N2=.. scripts/cost.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+ebus_need_packages "${EBUS_BASE_PACKAGES[@]}" valgrind
+n1=${EBUS_COST_N1:-100000}
+n2=${EBUS_COST_N2:-200000}
+build=build/cost
+echo "== building a Release ebus-cost in $build" >&2
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEBUS_BUILD_TESTS=OFF \
+	-DEBUS_BUILD_BENCH=OFF -DEBUS_BUILD_EXAMPLES=OFF -DEBUS_BUILD_TOOLS=ON >/dev/null
+cmake --build "$build" --target ebus-cost >/dev/null
+bin=$build/tools/ebus-cost
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+ir() { # FILE FUNCTION: inclusive instructions of FUNCTION in FILE (0 if absent)
+	callgrind_annotate --inclusive=yes "$1" 2>/dev/null |
+		awk -v f=":$2 " 'index($0, f) { gsub(",", "", $1); print $1; found = 1; exit } END { if (!found) print 0 }'
+}
+self() { # FILE FUNCTION: its own instructions
+	callgrind_annotate "$1" 2>/dev/null |
+		awk -v f=":$2 " 'index($0, f) { gsub(",", "", $1); print $1; found = 1; exit } END { if (!found) print 0 }'
+}
+total() {
+	callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'
+}
+
+# measure SCENARIO SYSTEM N -> "publisher consumer" instructions
+measure() {
+	local d=$work/$1.$2.$3 pub=0 cons=0 f loop
+	mkdir -p "$d"
+	valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$d/cg.%p" \
+		"$bin" "$1" "$2" "$3" >/dev/null 2>"$d/log" || { cat "$d/log" >&2; exit 1; }
+	[ "$2" = ring ] && loop=ring_publish_loop || loop=publish_loop
+	for f in "$d"/cg.*-*; do
+		local p t h
+		p=$(ir "$f" "$loop")
+		[ "$p" -gt 0 ] && pub=$p
+		h=$(self "$f" cost_handler)
+		if [ "$h" -gt 0 ]; then
+			t=$(total "$f")
+			cons=$((t - h))
+		fi
+	done
+	echo "$pub $cons"
+}
+
+per_event() { # A1 A2 -> (A2 - A1) / (n2 - n1), one decimal
+	awk -v a="$1" -v b="$2" -v n="$((n2 - n1))" 'BEGIN { printf "%.1f", (b - a) / n }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+declare -A P C
+for sc in throughput fanout by-name; do
+	for sys in ebus ring; do
+		[ "$sc" = by-name ] && [ "$sys" = ring ] && continue
+		echo "== callgrind: $sc $sys at $n1 and $n2 events" >&2
+		read -r p1 c1 < <(measure "$sc" "$sys" "$n1")
+		read -r p2 c2 < <(measure "$sc" "$sys" "$n2")
+		P[$sc.$sys]=$(per_event "$p1" "$p2")
+		C[$sc.$sys]=$(per_event "$c1" "$c2")
+	done
+done
+extra_e=$(awk -v a="${C[throughput.ebus]}" -v b="${C[fanout.ebus]}" 'BEGIN { printf "%.1f", (b - a) / 3 }')
+extra_r=$(awk -v a="${C[throughput.ring]}" -v b="${C[fanout.ring]}" 'BEGIN { printf "%.1f", (b - a) / 3 }')
+
+echo
+echo "# instructions per event (callgrind; (I($n2) - I($n1)) / $((n2 - n1)); 32-byte payload;"
+echo "# handler bodies excluded; ebus $("$bin" --version | sed 's/^ebus-cost //')"
+echo
+echo "| per event | ebus | raw ck_ring | ebus / ring |"
+echo "|---|---|---|---|"
+echo "| publisher: publish of 32 B (loop, inclusive) | ${P[throughput.ebus]} | ${P[throughput.ring]} | $(ratio "${P[throughput.ebus]}" "${P[throughput.ring]}") |"
+echo "| consumer: transport + dispatch, 1 subscriber | ${C[throughput.ebus]} | ${C[throughput.ring]} | $(ratio "${C[throughput.ebus]}" "${C[throughput.ring]}") |"
+echo "| consumer: transport + dispatch, 4 subscribers | ${C[fanout.ebus]} | ${C[fanout.ring]} | $(ratio "${C[fanout.ebus]}" "${C[fanout.ring]}") |"
+echo "| consumer: each extra subscriber | $extra_e | $extra_r | $(ratio "$extra_e" "$extra_r") |"
+echo "| both threads, 1 subscriber | $(awk -v a="${P[throughput.ebus]}" -v b="${C[throughput.ebus]}" 'BEGIN { printf "%.1f", a + b }') | $(awk -v a="${P[throughput.ring]}" -v b="${C[throughput.ring]}" 'BEGIN { printf "%.1f", a + b }') | $(ratio "$(awk -v a="${P[throughput.ebus]}" -v b="${C[throughput.ebus]}" 'BEGIN { print a + b }')" "$(awk -v a="${P[throughput.ring]}" -v b="${C[throughput.ring]}" 'BEGIN { print a + b }')") |"
+echo "| publisher by name (\`ebus_publish_name\`) | ${P[by-name.ebus]} | (\`ebus_publish\`: ${P[throughput.ebus]}) | $(ratio "${P[by-name.ebus]}" "${P[throughput.ebus]}") |"
