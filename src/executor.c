@@ -77,22 +77,37 @@ struct ebus_exec {
 static __attribute__((noinline)) int call_serial(const struct ebus_env *env, struct ebus_sub *sub,
                                                  const ebus_event_t *ev, bool *ran);
 
-void ebus_dispatch_slot(const struct ebus_env *env, struct ebus_slot *s, unsigned who,
-                        struct dispatch_ctrs *d)
+/* A handler returned rc != 0: counted, and reported to the error hook and
+ * as a meta event. Out of line: the exception. */
+static __attribute__((noinline)) void handler_failed(const struct ebus_env *env,
+                                                     struct dispatch_ctrs *d,
+                                                     struct topic_ctrs *tc, struct ebus_sub *sub,
+                                                     struct ebus_topic_s *t, int rc)
 {
-	struct ebus_topic_s *t = s->topic;
-	struct subarr *a = atomic_load_explicit(&t->subs, memory_order_acquire);
-	struct topic_ctrs *tc = topic_ctrs_of(t, who);
-	uint64_t ncalls = 0;
-	ebus_event_t ev;
+	ctr_add(&d->handler_errors, 1);
+	ctr_add(&tc->handler_errors, 1);
+	atomic_fetch_add_explicit(&sub->errors, 1, memory_order_relaxed);
+	if (env->error_hook)
+		env->error_hook(env->error_hook_arg, t, sub->id, rc);
+	if (env->meta_error && !(t->flags & TOPIC_RESERVED))
+		env->meta_emit(env->ctx, META_ERROR, ebus_tls_exec ? (int)ebus_tls_exec->index : -1,
+		               sub->id, atomic_load_explicit(&sub->errors, memory_order_relaxed), rc,
+		               t->name, t->namelen);
+}
 
-	if (!a) {
-		ctr_add(&d->dropped_no_sub, 1);
-		ctr_add(&tc->dropped_no_sub, 1);
-		ebus_slot_release(env->alloc, s);
-		return;
-	}
-	ev.topic = t;
+/*
+ * The core of dispatch, inline in both callers (the drain loop and
+ * ebus_dispatch_slot): calls the live subscribers of `a` with the slot's
+ * event, in order; returns how many calls were made. Errors are counted
+ * at once; the caller counts calls and deliveries.
+ */
+static inline uint64_t call_subscribers(const struct ebus_env *env, struct subarr *a,
+                                        struct ebus_slot *s, struct dispatch_ctrs *d,
+                                        struct topic_ctrs *tc)
+{
+	ebus_event_t ev;
+	uint64_t ncalls = 0;
+	ev.topic = s->topic;
 	ev.len = s->len;
 	ev.data = s->kind == SLOT_INLINE ? (s->len ? (const void *)s->u.data : NULL) : s->u.ref.ptr;
 	for (uint32_t i = 0; i < a->n; i++) {
@@ -109,19 +124,27 @@ void ebus_dispatch_slot(const struct ebus_env *env, struct ebus_slot *s, unsigne
 				continue; /* unsubscribed while we waited for its guard */
 		}
 		ncalls++;
-		if (EBUS_UNLIKELY(rc != 0)) {
-			ctr_add(&d->handler_errors, 1);
-			ctr_add(&tc->handler_errors, 1);
-			atomic_fetch_add_explicit(&sub->errors, 1, memory_order_relaxed);
-			if (env->error_hook)
-				env->error_hook(env->error_hook_arg, t, sub->id, rc);
-			if (env->meta_error && !(t->flags & TOPIC_RESERVED))
-				env->meta_emit(env->ctx, META_ERROR,
-				               ebus_tls_exec ? (int)ebus_tls_exec->index : -1, sub->id,
-				               atomic_load_explicit(&sub->errors, memory_order_relaxed), rc,
-				               t->name, t->namelen);
-		}
+		if (EBUS_UNLIKELY(rc != 0))
+			handler_failed(env, d, tc, sub, s->topic, rc);
 	}
+	return ncalls;
+}
+
+void ebus_dispatch_slot(const struct ebus_env *env, struct ebus_slot *s, unsigned who,
+                        struct dispatch_ctrs *d)
+{
+	struct ebus_topic_s *t = s->topic;
+	struct subarr *a = atomic_load_explicit(&t->subs, memory_order_acquire);
+	struct topic_ctrs *tc = topic_ctrs_of(t, who);
+	uint64_t ncalls;
+
+	if (!a) {
+		ctr_add(&d->dropped_no_sub, 1);
+		ctr_add(&tc->dropped_no_sub, 1);
+		ebus_slot_release(env->alloc, s);
+		return;
+	}
+	ncalls = call_subscribers(env, a, s, d, tc);
 	ctr_add(&d->handler_calls, ncalls);
 	ctr_add(&tc->handler_calls, ncalls);
 	ctr_add(&d->delivered, 1);
@@ -290,15 +313,89 @@ static void adopt_incoming(struct ebus_exec *ex)
 }
 
 /*
+ * Counts of a run of consecutive slots of one topic in a batch, added to
+ * the topic's counters when the topic changes and at the end of the batch
+ * (one update per run, not per event), and before the batch's c_head store,
+ * so that whoever sees the slots released (flush) sees the counts too.
+ */
+struct topic_run {
+	struct ebus_topic_s *t;
+	struct topic_ctrs *tc;
+	uint64_t delivered, calls, no_sub;
+};
+
+static inline void run_flush(struct topic_run *r)
+{
+	if (!r->t)
+		return;
+	if (r->delivered) {
+		ctr_add(&r->tc->delivered, r->delivered);
+		ctr_add(&r->tc->handler_calls, r->calls);
+	}
+	if (r->no_sub)
+		ctr_add(&r->tc->dropped_no_sub, r->no_sub);
+}
+
+/* Dispatches n slots from index c, in place: the executor's hot loop. */
+static inline void drain_dispatch(struct ebus_exec *ex, struct lane *l, unsigned c, unsigned n)
+{
+	const struct ebus_env *env = ex->env;
+	struct ebus_hist *hist = ex->hist; /* NULL unless timestamps */
+	struct topic_run run = { NULL, NULL, 0, 0, 0 };
+	uint64_t delivered = 0, calls = 0, no_sub = 0;
+	unsigned mask = l->ring.mask;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct ebus_slot *s = &l->buf[(c + i) & mask];
+		struct ebus_topic_s *t = s->topic;
+		struct subarr *a;
+		if (EBUS_UNLIKELY(hist != NULL))
+			ebus_hist_record(hist, s->ts);
+		if (EBUS_UNLIKELY(t != run.t)) {
+			run_flush(&run);
+			run.t = t;
+			run.tc = topic_ctrs_of(t, ex->index);
+			delivered += run.delivered;
+			calls += run.calls;
+			no_sub += run.no_sub;
+			run.delivered = run.calls = run.no_sub = 0;
+		}
+		a = atomic_load_explicit(&t->subs, memory_order_acquire);
+		if (EBUS_UNLIKELY(!a)) {
+			run.no_sub++;
+		} else {
+			run.calls += call_subscribers(env, a, s, &ex->d, run.tc);
+			run.delivered++;
+		}
+		if (s->kind != SLOT_INLINE)
+			ebus_slot_release(env->alloc, s);
+	}
+	run_flush(&run);
+	ctr_add(&ex->d.delivered, delivered + run.delivered);
+	ctr_add(&ex->d.handler_calls, calls + run.calls);
+	if (no_sub + run.no_sub)
+		ctr_add(&ex->d.dropped_no_sub, no_sub + run.no_sub);
+}
+
+/* Shutdown (DISCARD): counts and releases n slots from index c. */
+static void drain_discard(struct ebus_exec *ex, struct lane *l, unsigned c, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct ebus_slot *s = &l->buf[(c + i) & l->ring.mask];
+		ctr_add(&ex->d.dropped_shutdown, 1);
+		ctr_add(&topic_ctrs_of(s->topic, ex->index)->dropped_shutdown, 1);
+		ebus_slot_release(ex->env->alloc, s);
+	}
+}
+
+/*
  * Drains up to `max` slots of one lane in place (the ring view of lane.h):
  * dispatch (or, when discarding, count and release) each, then one c_head
  * store for the batch.
  */
 static unsigned lane_drain(struct ebus_exec *ex, struct lane *l, unsigned max, int mode)
 {
-	const struct ebus_env *env = ex->env;
 	unsigned c, n = ebus_ring_peek(&l->ring, &c), p = c + n, mask = l->ring.mask;
-	struct ebus_hist *hist = ex->hist; /* NULL unless timestamps */
 
 	if (n == 0)
 		return 0;
@@ -306,18 +403,10 @@ static unsigned lane_drain(struct ebus_exec *ex, struct lane *l, unsigned max, i
 		atomic_store_explicit(&ex->lane_high_water, n, memory_order_relaxed);
 	if (n > max)
 		n = max;
-	for (unsigned i = 0; i < n; i++) {
-		struct ebus_slot *s = &l->buf[(c + i) & mask];
-		if (EBUS_UNLIKELY(mode == STOP_DISCARD)) {
-			ctr_add(&ex->d.dropped_shutdown, 1);
-			ctr_add(&topic_ctrs_of(s->topic, ex->index)->dropped_shutdown, 1);
-			ebus_slot_release(env->alloc, s);
-		} else {
-			if (EBUS_UNLIKELY(hist != NULL))
-				ebus_hist_record(hist, s->ts);
-			ebus_dispatch_slot(env, s, ex->index, &ex->d);
-		}
-	}
+	if (EBUS_LIKELY(mode != STOP_DISCARD))
+		drain_dispatch(ex, l, c, n);
+	else
+		drain_discard(ex, l, c, n);
 	ebus_ring_release(&l->ring, c + n);
 	ctr_add_release(&ex->finished, n);
 	/* A producer blocked on this full lane sleeps until it is half empty:

@@ -221,42 +221,59 @@ static void json_str(FILE *f, const char *v)
 	fputc('"', f);
 }
 
-/* --json: the first line, what the run was and where (bench.h). */
-static void json_header(FILE *jf, int argc, char **argv)
-{
-	char model[256], when[32], cmd[2048] = "";
+/* What a run reports about itself, for the header and the JSON header. */
+struct run_info {
+	char model[256];
 	struct utsname u;
-	cpu_set_t set;
-	int allowed = 0;
-	time_t now = time(NULL);
-	size_t n = 0;
+	int allowed;
+	char zmq[32]; /* "4.3.4", or "" when not built in */
+};
 
-	cpu_model(model, sizeof model);
+static void run_info(struct run_info *ri)
+{
+	cpu_set_t set;
+	memset(ri, 0, sizeof *ri);
+	cpu_model(ri->model, sizeof ri->model);
 	if (sched_getaffinity(0, sizeof set, &set) == 0)
-		allowed = CPU_COUNT(&set);
-	if (uname(&u) != 0)
-		snprintf(u.release, sizeof u.release, "?");
-	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-	for (int i = 0; i < argc && n < sizeof cmd; i++)
-		n += (size_t)snprintf(cmd + n, sizeof cmd - n, "%s%s", i ? " " : "", argv[i]);
-	fprintf(jf, "{\"schema\":\"%s\",\"kind\":\"header\",\"ebus_version\":\"%s\",\"ck_version\":\"%s\",",
-	       BENCH_JSON_SCHEMA, ebus_version(), CK_VERSION);
+		ri->allowed = CPU_COUNT(&set);
+	if (uname(&ri->u) != 0) {
+		snprintf(ri->u.release, sizeof ri->u.release, "?");
+		snprintf(ri->u.machine, sizeof ri->u.machine, "?");
+	}
 #ifdef EBUS_BENCH_HAVE_ZMQ
 	{
 		int ma, mi, pa;
 		zmq_version(&ma, &mi, &pa);
-		fprintf(jf, "\"zmq_version\":\"%d.%d.%d\",", ma, mi, pa);
+		snprintf(ri->zmq, sizeof ri->zmq, "%d.%d.%d", ma, mi, pa);
 	}
-#else
-	fprintf(jf, "\"zmq_version\":null,");
 #endif
+}
+
+/* --json: the first line, what the run was and where (bench.h). */
+static void json_header(FILE *jf, int argc, char **argv)
+{
+	char when[32], cmd[2048] = "";
+	struct run_info ri;
+	time_t now = time(NULL);
+	size_t n = 0;
+
+	run_info(&ri);
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+	for (int i = 0; i < argc && n < sizeof cmd; i++)
+		n += (size_t)snprintf(cmd + n, sizeof cmd - n, "%s%s", i ? " " : "", argv[i]);
+	fprintf(jf, "{\"schema\":\"%s\",\"kind\":\"header\",\"ebus_version\":\"%s\",\"ck_version\":\"%s\",",
+	        BENCH_JSON_SCHEMA, ebus_version(), CK_VERSION);
+	if (ri.zmq[0])
+		fprintf(jf, "\"zmq_version\":\"%s\",", ri.zmq);
+	else
+		fprintf(jf, "\"zmq_version\":null,");
 	fprintf(jf, "\"machine\":{\"cpus_online\":%ld,\"cpus_allowed\":%d,\"cpu_model\":",
-	       sysconf(_SC_NPROCESSORS_ONLN), allowed);
-	json_str(jf, model);
+	        sysconf(_SC_NPROCESSORS_ONLN), ri.allowed);
+	json_str(jf, ri.model);
 	fprintf(jf, ",\"kernel\":");
-	json_str(jf, u.release);
+	json_str(jf, ri.u.release);
 	fprintf(jf, ",\"machine\":");
-	json_str(jf, u.machine);
+	json_str(jf, ri.u.machine);
 	fprintf(jf, "},\"time_utc\":\"%s\",\"command\":", when);
 	json_str(jf, cmd);
 	fprintf(jf, "}\n");
@@ -264,29 +281,13 @@ static void json_header(FILE *jf, int argc, char **argv)
 
 static void header(FILE *f, int argc, char **argv)
 {
-	char model[256];
-	struct utsname u;
-	cpu_set_t set;
-	int allowed = 0;
+	struct run_info ri;
 
-	cpu_model(model, sizeof model);
-	if (sched_getaffinity(0, sizeof set, &set) == 0)
-		allowed = CPU_COUNT(&set);
-	if (uname(&u) != 0)
-		snprintf(u.release, sizeof u.release, "?");
-
-	fprintf(f, "# ebus-bench: ebus %s, ck %s", ebus_version(), CK_VERSION);
-#ifdef EBUS_BENCH_HAVE_ZMQ
-	{
-		int ma, mi, pa;
-		zmq_version(&ma, &mi, &pa);
-		fprintf(f, ", zmq %d.%d.%d", ma, mi, pa);
-	}
-#else
-	fprintf(f, ", zmq not built in");
-#endif
+	run_info(&ri);
+	fprintf(f, "# ebus-bench: ebus %s, ck %s, %s%s", ebus_version(), CK_VERSION,
+	        ri.zmq[0] ? "zmq " : "zmq not built in", ri.zmq);
 	fprintf(f, "\n# machine: %ld CPUs online, %d allowed, %s, Linux %s\n",
-	        sysconf(_SC_NPROCESSORS_ONLN), allowed, model, u.release);
+	        sysconf(_SC_NPROCESSORS_ONLN), ri.allowed, ri.model, ri.u.release);
 	fprintf(f, "# command:");
 	for (int i = 0; i < argc; i++)
 		fprintf(f, " %s", argv[i]);
