@@ -448,15 +448,114 @@ int ebus_publish_internal(struct ebus_topic_s *t, const void *data, size_t len)
 	return publish_async(t, data, len, false, NULL, NULL, EBUS_FULL_DROP);
 }
 
-int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t len)
+/*
+ * The calling thread's cache of topics it published to by name, so that a
+ * hit skips validation, the reserved-prefix check (an interned name passed
+ * both, and publish() refuses reserved topics) and the registry's read
+ * section. Two direct-mapped tables: by the address of the caller's name
+ * (a string literal, say: no hashing at all) and by the name's hash (a name
+ * built in a reused buffer). Either way the hit is confirmed by comparing
+ * the caller's bytes, NUL included, with the topic's own name: an address
+ * or a hash is only a hint. An entry is (bus id, topic): topics live as
+ * long as their bus and bus ids are never reused, so an entry of a
+ * destroyed bus only ever misses and is never dereferenced. The tables
+ * are allocated on a thread's first publish by name (calloc; none: no
+ * cache) and freed at its exit (a pthread key).
+ */
+#define NAME_CACHE 32u
+struct name_cache_entry {
+	uint64_t bus_id;
+	struct ebus_topic_s *t;
+	const char *name; /* by_addr only */
+};
+struct name_cache {
+	struct name_cache_entry by_addr[NAME_CACHE], by_hash[NAME_CACHE];
+};
+static _Thread_local struct name_cache *tls_names __attribute__((tls_model("initial-exec")));
+static pthread_key_t names_key;
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+static void names_free(void *p)
+{
+	free(p);
+	tls_names = NULL;
+}
+
+static void names_key_init(void)
+{
+	(void)pthread_key_create(&names_key, names_free);
+}
+
+static struct name_cache *names_get(void)
+{
+	struct name_cache *c = tls_names;
+	if (EBUS_LIKELY(c != NULL))
+		return c;
+	pthread_once(&names_once, names_key_init);
+	c = calloc(1, sizeof *c);
+	if (c && pthread_setspecific(names_key, c) != 0) {
+		free(c);
+		c = NULL;
+	}
+	tls_names = c;
+	return c;
+}
+
+static unsigned addr_slot(const char *name)
+{
+	return (unsigned)(((uintptr_t)name >> 3) ^ ((uintptr_t)name >> 11)) & (NAME_CACHE - 1);
+}
+
+/* The entry's topic, if it is this bus's (checked first: only then is the
+ * topic alive) and named exactly `name` (strcmp: the caller's string may be
+ * shorter than the topic's name). */
+static inline struct ebus_topic_s *addr_hit(const struct name_cache_entry *e,
+                                            const struct ebus *bus, const char *name)
+{
+	if (e->name != name || e->bus_id != bus->id || strcmp(e->t->name, name) != 0)
+		return NULL;
+	return e->t;
+}
+
+/* The same by hash, with the caller's length known (n bytes, then NUL). */
+static inline struct ebus_topic_s *hash_hit(const struct name_cache_entry *e,
+                                            const struct ebus *bus, const char *name, size_t n,
+                                            uint64_t hash)
+{
+	struct ebus_topic_s *t;
+	if (e->bus_id != bus->id)
+		return NULL;
+	t = e->t;
+	if (t->hash != hash || t->namelen != n || memcmp(t->name, name, n) != 0)
+		return NULL;
+	return t;
+}
+
+static void names_remember(struct ebus *bus, const char *name, uint64_t hash,
+                           struct ebus_topic_s *t)
+{
+	struct name_cache *c = names_get();
+	struct name_cache_entry *e;
+	if (!c)
+		return;
+	e = &c->by_addr[addr_slot(name)];
+	e->bus_id = bus->id;
+	e->t = t;
+	e->name = name;
+	e = &c->by_hash[hash & (NAME_CACHE - 1)];
+	e->bus_id = bus->id;
+	e->t = t;
+}
+
+/* The general way: validate, then find or intern (if a pattern matches). */
+static __attribute__((noinline)) int publish_name_slow(struct ebus *bus, const char *name,
+                                                       const void *data, size_t len)
 {
 	size_t n;
 	uint64_t hash;
 	struct ebus_topic_s *t;
 	int rc;
 
-	if (!bus)
-		return EBUS_ERR_NULL;
 	rc = ebus_topic_check(name, &n);
 	if (rc)
 		return rc;
@@ -469,8 +568,10 @@ int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t le
 			count_shutdown(bus);
 		return rc;
 	}
-	if (t)
+	if (t) {
+		names_remember(bus, name, hash, t);
 		return publish(t, data, len, false, NULL, NULL, EBUS_FULL_DEFAULT);
+	}
 	if (!data && len)
 		return EBUS_ERR_NULL;
 	if (len > bus->max_payload)
@@ -482,6 +583,32 @@ int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t le
 	/* Never interned, so nobody can be subscribed: accepted and counted. */
 	atomic_fetch_add_explicit(&bus->unknown_name_drops, 1, memory_order_relaxed);
 	return EBUS_OK;
+}
+
+int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t len)
+{
+	struct name_cache *c = tls_names;
+	struct name_cache_entry *e;
+	struct ebus_topic_s *t;
+	uint64_t hash;
+	size_t n;
+
+	if (!bus || !name)
+		return EBUS_ERR_NULL;
+	if (EBUS_LIKELY(c != NULL)) {
+		e = &c->by_addr[addr_slot(name)];
+		if ((t = addr_hit(e, bus, name)))
+			return ebus_publish(t, data, len);
+		hash = ebus_hash_cstr(name, EBUS_TOPIC_MAX, &n);
+		if (n && n <= EBUS_TOPIC_MAX &&
+		    (t = hash_hit(&c->by_hash[hash & (NAME_CACHE - 1)], bus, name, n, hash))) {
+			e->bus_id = bus->id; /* this address, from now on */
+			e->t = t;
+			e->name = name;
+			return ebus_publish(t, data, len);
+		}
+	}
+	return publish_name_slow(bus, name, data, len);
 }
 
 /* ---- topics ------------------------------------------------------------------ */

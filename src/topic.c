@@ -56,21 +56,12 @@ int ebus_topic_validate(const char *name)
 	return ebus_topic_check(name, NULL);
 }
 
-/* FNV-1a, then a 64-bit finaliser so that "hash % executors" and the
- * table's bucket bits both see well-mixed bits. */
 uint64_t ebus_hash(const char *s, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 0x100000001b3ull;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
+	uint64_t h = EBUS_HASH_SEED;
+	for (size_t i = 0; i < n; i++)
+		h = ebus_hash_step(h, (unsigned char)s[i]);
+	return ebus_hash_finish(h);
 }
 
 struct name_key {

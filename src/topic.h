@@ -79,7 +79,35 @@ void ebus_topic_read_stats(struct ebus_topic_s *t, unsigned nexec, ebus_topic_st
 
 /* ---- names and patterns (pure) ----------------------------------------- */
 int ebus_topic_check(const char *name, size_t *len_out);
+
+/* The name hash: FNV-1a, then a 64-bit finaliser so that "hash % executors"
+ * and the table's bucket bits both see well-mixed bits. ebus_hash takes a
+ * length; ebus_hash_cstr hashes up to the NUL or max + 1 bytes, and says
+ * how many it read (a name of max + 1 bytes or more is too long). */
+#define EBUS_HASH_SEED 0xcbf29ce484222325ull
+static inline uint64_t ebus_hash_step(uint64_t h, unsigned char c)
+{
+	return (h ^ c) * 0x100000001b3ull;
+}
+static inline uint64_t ebus_hash_finish(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return h;
+}
 uint64_t ebus_hash(const char *s, size_t n);
+static inline uint64_t ebus_hash_cstr(const char *s, size_t max, size_t *n_out)
+{
+	uint64_t h = EBUS_HASH_SEED;
+	size_t n = 0;
+	for (; s[n] && n <= max; n++)
+		h = ebus_hash_step(h, (unsigned char)s[n]);
+	*n_out = n;
+	return ebus_hash_finish(h);
+}
 /* True if `name` (len bytes) is under EBUS_META_PREFIX. */
 bool ebus_name_reserved(const char *name, size_t len);
 

@@ -408,7 +408,10 @@ EBUS_API int ebus_publish_ex(ebus_topic_t *topic, const void *data, size_t len,
  * subscription matches it (it has subscribers); otherwise nothing is
  * created, and the event is accepted and counted as dropped_no_subscriber
  * on the bus; EBUS_OK. The lookup is lock-free (liburcu bp read side); a
- * name a pattern matches is interned once (control mutex).
+ * name a pattern matches is interned once (control mutex). Each thread
+ * keeps a small cache of the names it published to (by the name's address
+ * and by its hash, always confirmed by comparing the bytes), so a repeated
+ * name costs a compare, not a lookup; the cache is freed at thread exit.
  * Thread-safety: as ebus_publish.
  * Errors: EBUS_ERR_NULL, the name's validation code, EBUS_ERR_RESERVED
  * (names under "$ebus."), and those of ebus_publish.
