@@ -48,7 +48,7 @@ struct retire {
  * called under `guard`, so they never run on two threads at once.
  * Written here under the lock before the subscription is published, except
  * `dead` (set once, by ebus_subs_remove), `errors` (the dispatcher, atomic
- * adds) and `guard`/`owner` (the dispatcher, exec.h: ebus_call_serial).
+ * adds) and `guard`/`owner` (the dispatcher: call_serial in executor.c).
  */
 struct ebus_sub {
 	ebus_handler_fn fn;
