@@ -13,6 +13,11 @@
  * (each measured with steady_clock inside the loop, so they include a
  * clock read each).
  *
+ * BM_ebus_unsubscribe_ctx/subs:N: N subscriptions of one context on N
+ * topics (untimed), then one ebus_unsubscribe_ctx removes them all (timed):
+ * one grace period for all of them, against N for N ebus_unsubscribe calls
+ * (per_sub_ns: the time per removed subscription).
+ *
  * Compared with: BM_ref_rcu_grace_period, one bare
  * urcu_qsbr_synchronize_rcu() from the same (unregistered) thread with the
  * same parked bus alive: the floor of the unsubscribe wait.
@@ -20,6 +25,7 @@
 #include "common.h"
 #include "refs.h"
 
+#include <cstdio>
 #include <memory>
 #include <thread>
 
@@ -94,6 +100,44 @@ void BM_ebus_subscribe_unsubscribe(benchmark::State &state)
 	state.counters["exec_reparks"] = static_cast<double>(gb::stat_parks(b.bus) - parks0);
 }
 BENCHMARK(BM_ebus_subscribe_unsubscribe)->ArgName("existing")->Arg(1)->Arg(16)->Arg(256)->Arg(4096)
+	->Unit(benchmark::kMicrosecond);
+
+void BM_ebus_unsubscribe_ctx(benchmark::State &state)
+{
+	const int n = static_cast<int>(state.range(0));
+	gb::Count ctx;
+	ParkedBus b;
+	std::unique_ptr<ebus_topic_t *[]> topics(new ebus_topic_t *[n]);
+	if (!b.open(state))
+		return;
+	for (int i = 0; i < n; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "bench.ctx.%d", i);
+		if (!gb::ok(state, ebus_topic(b.bus, name, &topics[i]), "ebus_topic"))
+			return;
+	}
+	if (!b.wait_parked(state))
+		return;
+	for (auto _ : state) {
+		state.PauseTiming();
+		for (int i = 0; i < n; i++) {
+			ebus_sub_id id;
+			if (!gb::ok(state, ebus_subscribe(topics[i], gb::count_handler, &ctx, &id), "ebus_subscribe"))
+				return;
+		}
+		state.ResumeTiming();
+		size_t removed = 0;
+		int rc = ebus_unsubscribe_ctx(b.bus, &ctx, &removed);
+		if (__builtin_expect(rc != EBUS_OK || removed != static_cast<size_t>(n), 0)) {
+			state.SkipWithError("ebus_unsubscribe_ctx did not remove every subscription");
+			break;
+		}
+	}
+	state.counters["per_sub_ns"] = benchmark::Counter(
+		static_cast<double>(state.iterations()) * n,
+		benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_ebus_unsubscribe_ctx)->ArgName("subs")->Arg(1)->Arg(16)->Arg(256)
 	->Unit(benchmark::kMicrosecond);
 
 void BM_ref_rcu_grace_period(benchmark::State &state)

@@ -743,6 +743,19 @@ int ebus_unsubscribe_async(ebus_t *bus, ebus_sub_id id, ebus_released_fn release
 	return unsubscribe(bus, id, released);
 }
 
+static void emit_removed(void *arg, const struct sub_change *c)
+{
+	ebus_meta_emit(arg, META_SUB_REMOVED, -1, c->id, c->count, 0, c->name, c->namelen);
+}
+
+int ebus_unsubscribe_ctx(ebus_t *bus, void *ctx, size_t *removed)
+{
+	if (!bus)
+		return EBUS_ERR_NULL;
+	return ebus_subs_remove_ctx(&bus->subs, ctx, removed, bus->meta[META_SUB_REMOVED] ? emit_removed : NULL,
+	                            bus);
+}
+
 int ebus_sub_errors(ebus_t *bus, ebus_sub_id id, uint64_t *errors)
 {
 	if (!bus || !errors)

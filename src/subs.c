@@ -747,6 +747,72 @@ int ebus_subs_remove(struct ebus_subs *s, ebus_sub_id id, ebus_released_fn relea
 	return EBUS_OK;
 }
 
+/* Under the lock: up to `max` live subscriptions with this ctx, by id slot. */
+static unsigned find_ctx(struct ebus_subs *s, void *ctx, uint32_t *idx, unsigned max)
+{
+	unsigned n = 0;
+	for (uint32_t i = 0; i < s->ids_cap && n < max; i++)
+		if (s->ids[i].sub && s->ids[i].sub->ctx == ctx)
+			idx[n++] = i;
+	return n;
+}
+
+/* Prepends a newer retired list (newest first) to an older one. */
+static struct retire *retire_concat(struct retire *newer, struct retire *older)
+{
+	struct retire *tail = newer;
+	if (!newer)
+		return older;
+	while (tail->next)
+		tail = tail->next;
+	tail->next = older;
+	return newer;
+}
+
+#define CTX_CHUNK 16
+
+int ebus_subs_remove_ctx(struct ebus_subs *s, void *ctx, size_t *removed,
+                         void (*each)(void *arg, const struct sub_change *c), void *arg)
+{
+	struct sub_change ch[CTX_CHUNK];
+	struct retire *list = NULL;
+	uint32_t idx[CTX_CHUNK];
+	bool handler = in_handler();
+	size_t total = 0;
+	int rc = EBUS_OK;
+
+	for (;;) {
+		unsigned n, done = 0;
+		pthread_mutex_lock(&s->lock);
+		n = find_ctx(s, ctx, idx, CTX_CHUNK);
+		for (; done < n; done++) {
+			struct ebus_sub *sub = s->ids[idx[done]].sub;
+			if ((rc = sub_unlink(s, sub, &ch[done])) != EBUS_OK)
+				break;
+			id_release(s, idx[done]);
+			sub->released = NULL;
+			sub->retire.free = sub_free;
+			retire(s, &sub->retire);
+		}
+		if (!handler)
+			list = retire_concat(retire_take(s), list);
+		pthread_mutex_unlock(&s->lock);
+		total += done;
+		for (unsigned k = 0; each && k < done; k++)
+			each(arg, &ch[k]);
+		if (rc != EBUS_OK || n < CTX_CHUNK)
+			break;
+	}
+	if (removed)
+		*removed = total;
+	if (!handler && list) {
+		/* One grace period for all of them, no lock held. */
+		grace_period(s);
+		ebus_subs_free_list(list);
+	}
+	return rc;
+}
+
 int ebus_subs_errors(struct ebus_subs *s, ebus_sub_id id, uint64_t *errors)
 {
 	struct ebus_sub *sub;

@@ -158,6 +158,12 @@ int ebus_subs_add_pattern(struct ebus_subs *s, const char *pattern, size_t plen,
  * the free (and `released`) comes later. */
 int ebus_subs_remove(struct ebus_subs *s, ebus_sub_id id, ebus_released_fn released,
                      struct sub_change *out);
+/* Every subscription with this ctx, as ebus_subs_remove does for one, with
+ * one grace period for all (outside handlers). `each` (may be NULL) gets
+ * each change after the lock is dropped. EBUS_ERR_NOMEM: those removed
+ * before stay removed (*removed says how many). */
+int ebus_subs_remove_ctx(struct ebus_subs *s, void *ctx, size_t *removed,
+                         void (*each)(void *arg, const struct sub_change *c), void *arg);
 int ebus_subs_errors(struct ebus_subs *s, ebus_sub_id id, uint64_t *errors);
 
 /* ---- deferred frees, from the layers above ----------------------------- */

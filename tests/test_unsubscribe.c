@@ -18,6 +18,11 @@
  *    deadlock; nothing is called after its unsubscribe returned; released is
  *    called exactly once (on a synchronous bus: by the end of the outermost
  *    publish).
+ * 4. ebus_unsubscribe_ctx: every subscription of one context (literal and
+ *    pattern, more than one chunk of them) goes in one call, the other
+ *    contexts' stay; a meta event per removal; it waits for a running
+ *    handler of that context; from inside a handler, the context's later
+ *    subscriptions are not called even for the current event.
  * All on an asynchronous bus (2 executors) and on a synchronous bus.
  *
  * Parameters:
@@ -504,6 +509,216 @@ static void test_from_handler_sync(void)
 	from_handler(1);
 }
 
+/* ---- 4. ebus_unsubscribe_ctx ------------------------------------------------- */
+
+#define CTX_TOPICS 24 /* 24 literal + 24 pattern subscriptions: several chunks of 16 */
+
+typedef struct {
+	_Atomic uint64_t calls;
+	_Atomic int gone; /* set once ebus_unsubscribe_ctx returned */
+	_Atomic int late; /* calls after that */
+} ctxrec;
+
+static ctxrec ca, cb;
+static _Atomic uint64_t removed_events;
+
+static int ctx_handler(const ebus_event_t *ev, void *ctx)
+{
+	ctxrec *c = ctx;
+	(void)ev;
+	if (atomic_load(&c->gone))
+		atomic_fetch_add(&c->late, 1);
+	atomic_fetch_add(&c->calls, 1);
+	return 0;
+}
+
+/* A second function with the same ctx: (handler, ctx, topic) must differ. */
+static int ctx_handler2(const ebus_event_t *ev, void *ctx)
+{
+	return ctx_handler(ev, ctx);
+}
+
+static int on_meta_removed(const ebus_event_t *ev, void *ctx)
+{
+	const ebus_meta_t *m = ev->data;
+	(void)ctx;
+	if (m->kind == EBUS_META_KIND_SUB_REMOVED)
+		atomic_fetch_add(&removed_events, 1);
+	return 0;
+}
+
+static void publish_each(ebus_t *bus, ebus_topic_t **t)
+{
+	for (int i = 0; i < CTX_TOPICS; i++)
+		CHECK_OK(ebus_publish(t[i], "e", 1));
+	CHECK_OK(ebus_flush(bus, 0));
+}
+
+static void remove_ctx(int synchronous)
+{
+	ebus_config_t cfg;
+	ebus_topic_t *t[CTX_TOPICS];
+	ebus_t *bus;
+	ebus_sub_id id;
+	size_t n = 99;
+
+	memset(&ca, 0, sizeof ca);
+	memset(&cb, 0, sizeof cb);
+	atomic_store(&removed_events, 0);
+	memset(&cfg, 0, sizeof cfg);
+	cfg.synchronous = synchronous;
+	cfg.executors = 2;
+	cfg.meta_events = 1;
+	cfg.meta_handler = on_meta_removed;
+	CHECK_OK(ebus_create(&cfg, &bus));
+	for (int i = 0; i < CTX_TOPICS; i++) {
+		char name[32], pat[32];
+		snprintf(name, sizeof name, "ctx.t%d.x", i);
+		snprintf(pat, sizeof pat, "ctx.t%d.*", i);
+		CHECK_OK(ebus_topic(bus, name, &t[i]));
+		CHECK_OK(ebus_subscribe(t[i], ctx_handler, &ca, &id));
+		CHECK_OK(ebus_subscribe_pattern(bus, pat, ctx_handler2, &ca, 0, &id));
+		CHECK_OK(ebus_subscribe(t[i], ctx_handler, &cb, &id));
+	}
+	publish_each(bus, t);
+	CHECK_EQ_U64(atomic_load(&ca.calls), 2 * CTX_TOPICS);
+	CHECK_EQ_U64(atomic_load(&cb.calls), CTX_TOPICS);
+
+	CHECK_OK(ebus_unsubscribe_ctx(bus, &ca, &n));
+	atomic_store(&ca.gone, 1);
+	CHECK_EQ_U64(n, 2 * CTX_TOPICS);
+	publish_each(bus, t);
+	CHECK_EQ_U64(atomic_load(&ca.calls), 2 * CTX_TOPICS); /* nothing more */
+	CHECK_EQ_INT(atomic_load(&ca.late), 0);
+	CHECK_EQ_U64(atomic_load(&cb.calls), 2 * CTX_TOPICS); /* the other context's stay */
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(atomic_load(&removed_events), 2 * CTX_TOPICS);
+
+	/* again, and an unknown context: nothing, not an error */
+	n = 99;
+	CHECK_OK(ebus_unsubscribe_ctx(bus, &ca, &n));
+	CHECK_EQ_U64(n, 0);
+	CHECK_OK(ebus_unsubscribe_ctx(bus, (void *)&n, NULL));
+	CHECK_EQ_INT(ebus_unsubscribe_ctx(NULL, &ca, &n), EBUS_ERR_NULL);
+	/* the other context through the same call */
+	CHECK_OK(ebus_unsubscribe_ctx(bus, &cb, &n));
+	CHECK_EQ_U64(n, CTX_TOPICS);
+	ebus_destroy(bus);
+}
+
+/* From a handler: the context's subscriptions after it on the topic are not
+ * called for the current event, nor ever again; the call does not wait. */
+static ebus_t *hb;
+static ctxrec hc;
+static _Atomic int h_first_calls;
+
+static int removing_handler(const ebus_event_t *ev, void *ctx)
+{
+	size_t n = 0;
+	(void)ev;
+	atomic_fetch_add(&h_first_calls, 1);
+	CHECK_OK(ebus_unsubscribe_ctx(hb, ctx, &n));
+	CHECK_EQ_U64(n, 3); /* itself and the two after it */
+	atomic_store(&hc.gone, 1);
+	return 0;
+}
+
+static void remove_ctx_from_handler(int synchronous)
+{
+	ebus_topic_t *t;
+	ebus_sub_id id;
+	memset(&hc, 0, sizeof hc);
+	atomic_store(&h_first_calls, 0);
+	hb = make_bus(synchronous);
+	CHECK_OK(ebus_topic(hb, "ctx.inside", &t));
+	CHECK_OK(ebus_subscribe(t, removing_handler, &hc, &id));
+	CHECK_OK(ebus_subscribe(t, ctx_handler, &hc, &id));
+	CHECK_OK(ebus_subscribe_pattern(hb, "ctx.*", ctx_handler2, &hc, 0, &id));
+	for (int i = 0; i < 3; i++)
+		CHECK_OK(ebus_publish(t, "e", 1));
+	CHECK_OK(ebus_flush(hb, 0));
+	CHECK_EQ_INT(atomic_load(&h_first_calls), 1);
+	CHECK_EQ_U64(atomic_load(&hc.calls), 0);
+	ebus_destroy(hb);
+}
+
+/* From another thread, while a handler of the context runs: returns only
+ * after it has returned. */
+static struct {
+	tu_gate gate;
+	_Atomic int exited;
+	_Atomic pid_t remover;
+	ebus_t *bus;
+} cw;
+
+static int ctx_gated(const ebus_event_t *ev, void *ctx)
+{
+	(void)ev;
+	(void)ctx;
+	tu_gate_pass(&cw.gate);
+	atomic_store(&cw.exited, 1);
+	return 0;
+}
+
+static void *cw_remover(void *arg)
+{
+	size_t n = 0;
+	(void)arg;
+	atomic_store(&cw.remover, gettid());
+	CHECK_OK(ebus_unsubscribe_ctx(cw.bus, &cw, &n));
+	CHECK_EQ_U64(n, 1);
+	CHECK_MSG(atomic_load(&cw.exited) == 1, "ebus_unsubscribe_ctx returned while the handler ran");
+	return NULL;
+}
+
+static void *cw_sync_publisher(void *arg)
+{
+	CHECK_OK(ebus_publish(arg, "g", 1));
+	return NULL;
+}
+
+static void remove_ctx_waits(int synchronous)
+{
+	ebus_topic_t *t;
+	ebus_sub_id id;
+	pthread_t pub = 0, rm;
+	memset(&cw, 0, sizeof cw);
+	tu_gate_init(&cw.gate);
+	cw.bus = make_bus(synchronous);
+	CHECK_OK(ebus_topic(cw.bus, "ctx.wait", &t));
+	CHECK_OK(ebus_subscribe(t, ctx_gated, &cw, &id));
+	if (synchronous)
+		tu_thread_create(&pub, cw_sync_publisher, t);
+	else
+		CHECK_OK(ebus_publish(t, "g", 1));
+	tu_gate_wait_entered(&cw.gate, 1);
+	tu_thread_create(&rm, cw_remover, NULL);
+	/* the remover is asleep in the call (its only blocking point: the grace
+	 * period, which waits for the gated handler) before the gate opens */
+	while (!atomic_load(&cw.remover) || tu_thread_state(atomic_load(&cw.remover)) != 'S')
+		sched_yield();
+	tu_gate_open(&cw.gate);
+	tu_thread_join(rm);
+	if (synchronous)
+		tu_thread_join(pub);
+	ebus_destroy(cw.bus);
+	tu_gate_destroy(&cw.gate);
+}
+
+static void test_remove_ctx_async(void)
+{
+	remove_ctx(0);
+	remove_ctx_from_handler(0);
+	remove_ctx_waits(0);
+}
+
+static void test_remove_ctx_sync(void)
+{
+	remove_ctx(1);
+	remove_ctx_from_handler(1);
+	remove_ctx_waits(1);
+}
+
 int main(void)
 {
 	ROUNDS = tu_param("EBUS_STRESS_ROUNDS", 300, 100000);
@@ -516,5 +731,7 @@ int main(void)
 	TU_RUN(test_waits_for_handler_sync);
 	TU_RUN(test_churn_async);
 	TU_RUN(test_churn_sync);
+	TU_RUN(test_remove_ctx_async);
+	TU_RUN(test_remove_ctx_sync);
 	return tu_finish("test_unsubscribe");
 }

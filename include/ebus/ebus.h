@@ -562,6 +562,23 @@ EBUS_API int ebus_unsubscribe(ebus_t *bus, ebus_sub_id id);
  */
 EBUS_API int ebus_unsubscribe_async(ebus_t *bus, ebus_sub_id id, ebus_released_fn released);
 
+/*
+ * Removes every subscription (literal and pattern) whose ctx is `ctx`, in
+ * one call, with the guarantee of ebus_unsubscribe for each: outside a
+ * handler, when it returns none of those handlers is running or will run
+ * again (one RCU grace period for all of them); inside a handler, none is
+ * invoked again after the call returns. *removed (if not NULL) gets how
+ * many were removed; none is not an error. A subscription made with this
+ * ctx while the call runs may or may not be removed. Pull consumers are
+ * not touched (their subscriptions' ctx is the consumer).
+ * Thread-safety: as ebus_unsubscribe.
+ * Errors: EBUS_ERR_NULL (bus NULL), EBUS_ERR_NOMEM (the ones removed
+ * before the failure stay removed, and *removed says how many).
+ * Ownership: as ebus_unsubscribe: ctx is the caller's again when it
+ * returns outside a handler.
+ */
+EBUS_API int ebus_unsubscribe_ctx(ebus_t *bus, void *ctx, size_t *removed);
+
 /* ---- statistics -------------------------------------------------------- */
 
 /*
