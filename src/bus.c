@@ -531,20 +531,22 @@ static inline struct ebus_topic_s *hash_hit(const struct name_cache_entry *e,
 	return t;
 }
 
+static void entry_set(struct name_cache_entry *e, const struct ebus *bus,
+                      struct ebus_topic_s *t, const char *name)
+{
+	e->bus_id = bus->id;
+	e->t = t;
+	e->name = name;
+}
+
 static void names_remember(struct ebus *bus, const char *name, uint64_t hash,
                            struct ebus_topic_s *t)
 {
 	struct name_cache *c = names_get();
-	struct name_cache_entry *e;
 	if (!c)
 		return;
-	e = &c->by_addr[addr_slot(name)];
-	e->bus_id = bus->id;
-	e->t = t;
-	e->name = name;
-	e = &c->by_hash[hash & (NAME_CACHE - 1)];
-	e->bus_id = bus->id;
-	e->t = t;
+	entry_set(&c->by_addr[addr_slot(name)], bus, t, name);
+	entry_set(&c->by_hash[hash & (NAME_CACHE - 1)], bus, t, NULL);
 }
 
 /* The general way: validate, then find or intern (if a pattern matches). */
@@ -602,9 +604,7 @@ int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t le
 		hash = ebus_hash_cstr(name, EBUS_TOPIC_MAX, &n);
 		if (n && n <= EBUS_TOPIC_MAX &&
 		    (t = hash_hit(&c->by_hash[hash & (NAME_CACHE - 1)], bus, name, n, hash))) {
-			e->bus_id = bus->id; /* this address, from now on */
-			e->t = t;
-			e->name = name;
+			entry_set(e, bus, t, name); /* this address, from now on */
 			return ebus_publish(t, data, len);
 		}
 	}

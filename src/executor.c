@@ -342,6 +342,9 @@ static inline void drain_dispatch(struct ebus_exec *ex, struct lane *l, unsigned
 	const struct ebus_env *env = ex->env;
 	struct ebus_hist *hist = ex->hist; /* NULL unless timestamps */
 	struct topic_run run = { NULL, NULL, 0, 0, 0 };
+	/* The batch's sums, kept apart from the run's so that both stay in
+	 * registers (one struct passed by address for both cost 4 instructions
+	 * per event, scripts/cost.sh). */
 	uint64_t delivered = 0, calls = 0, no_sub = 0;
 	unsigned mask = l->ring.mask;
 
