@@ -78,7 +78,9 @@ void BM_ref_direct_dispatch(benchmark::State &state)
 	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 	for (auto _ : state) {
-		ebus_event_t ev = {nullptr, payload, kLen};
+		ebus_event_t ev{};
+		ev.data = payload;
+		ev.len = kLen;
 		const Sub *s = subs.data();
 		benchmark::DoNotOptimize(s); /* no devirtualisation of the calls */
 		pthread_mutex_lock(&lock);

@@ -112,7 +112,7 @@ int main(int argc, char **argv)
 							ebus_message_t msg;
 							struct reading got;
 							while (ebus_consume(pull, &got, sizeof got, &msg, 0) == EBUS_OK)
-								count(&(ebus_event_t){msg.topic, &got, msg.len}, &b2);
+								count(&(ebus_event_t){.topic = msg.topic, .data = &got, .len = msg.len}, &b2);
 						}
 						if (rc != EBUS_OK) {
 							fprintf(stderr, "publish %s: %s\n", name, ebus_strerror(rc));
@@ -138,7 +138,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ebus_consume_until: %s\n", ebus_strerror(rc));
 			break;
 		}
-		count(&(ebus_event_t){msg.topic, &got, msg.len}, &b2);
+		count(&(ebus_event_t){.topic = msg.topic, .data = &got, .len = msg.len}, &b2);
 	}
 	ebus_flush(bus, 0);
 

@@ -313,10 +313,11 @@ static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, b
 	struct producer *p = ebus_producer_get(bus);
 	struct lane *lane;
 	struct ebus_slot *s;
+	uint64_t *seq;
 	unsigned exec;
 	int rc = EBUS_OK;
 
-	if (EBUS_UNLIKELY(!p))
+	if (EBUS_UNLIKELY(!p || !(seq = ebus_producer_seq(p, t))))
 		return EBUS_ERR_NOMEM;
 	/* Dekker with ebus_shutdown: announce, light fence, then look. */
 	atomic_store_explicit(&p->busy, 1, memory_order_relaxed);
@@ -341,12 +342,15 @@ static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, b
 	if (EBUS_UNLIKELY(!s) && (rc = lane_full(bus, lane, policy, &s)) != EBUS_OK) {
 		if (rc == EBUS_ERR_SHUTDOWN)
 			count_shutdown(bus);
+		else if (rc == EBUS_DROPPED)
+			++*seq; /* a dropped event leaves its gap (ebus_event_t.seq) */
 		ebus_topic_count_refused(t, rc);
 		goto out;
 	}
 	rc = slot_fill(bus, s, t, data, len, by_ref, release, arg);
 	if (rc)
 		goto out;
+	s->seq = ++*seq;
 	ebus_lane_commit(lane);
 	if (ebus_lane_needs_wake(lane))
 		ebus_lane_wake(lane);
@@ -408,7 +412,8 @@ int ebus_publish(ebus_topic_t *t, const void *data, size_t len)
 		return publish_slow(t, data, len);
 	bus = t->bus;
 	p = ebus_tls_last;
-	if (EBUS_UNLIKELY(len - 1 >= bus->fast_max || t->flags || !p || p->bus_id != bus->id))
+	if (EBUS_UNLIKELY(len - 1 >= bus->fast_max || t->flags || !p || p->bus_id != bus->id ||
+	                  t->index >= p->nseq))
 		return publish_slow(t, data, len);
 	atomic_store_explicit(&p->busy, 1, memory_order_relaxed);
 	ebus_fence_light();
@@ -421,6 +426,7 @@ int ebus_publish(ebus_topic_t *t, const void *data, size_t len)
 	if (EBUS_UNLIKELY(!s))
 		goto bail;
 	slot_fill_inline(s, t, data, len);
+	s->seq = ++p->seq[t->index];
 	ebus_lane_commit(lane);
 	if (ebus_lane_needs_wake(lane))
 		return publish_wake(lane, p);

@@ -31,6 +31,12 @@ struct producer {
 	_Atomic int busy; /* inside a publish call: shutdown waits for 0 */
 	unsigned spread;  /* next executor for unordered topics */
 	uint64_t bus_id;  /* never reused: a record of a destroyed bus matches no live one */
+	/* The last sequence number this thread gave each topic, by topic index
+	 * (ebus_event_t.seq): [nseq] entries, grown on the slow path (plain
+	 * realloc: the table belongs to the thread, like the record). */
+	uint64_t *seq;
+	uint32_t nseq;
+	uint64_t id; /* ebus_event_t.source: 1, 2, ... per bus, under producers_lock */
 	struct producer *tls_next;
 	struct cds_list_head bus_node; /* ebus.producers, under producers_lock */
 	struct lane *lanes[];          /* [nexec] */
@@ -67,6 +73,7 @@ struct ebus {
 	/* producer.c */
 	pthread_mutex_t producers_lock;
 	struct cds_list_head producers; /* struct producer (bus_node) */
+	uint64_t last_producer_id;      /* under producers_lock */
 	struct ebus *reg_next;          /* global registry of live buses */
 
 	bool emit_stopped; /* ebus_shutdown: executor.stopped is due (meta.c) */
@@ -93,6 +100,17 @@ static inline struct producer *ebus_producer_get(struct ebus *bus)
 	if (EBUS_LIKELY(p && p->bus_id == bus->id))
 		return p;
 	return ebus_producer_get_slow(bus);
+}
+/* Grows p's sequence table to cover topic index `ix` (slow path);
+ * EBUS_ERR_NOMEM leaves it as it was. */
+int ebus_producer_seq_grow(struct producer *p, uint32_t ix);
+/* The slot of p's last sequence number for topic t, or NULL when the table
+ * cannot grow (out of memory). */
+static inline uint64_t *ebus_producer_seq(struct producer *p, const struct ebus_topic_s *t)
+{
+	if (EBUS_UNLIKELY(t->index >= p->nseq) && ebus_producer_seq_grow(p, t->index) != EBUS_OK)
+		return NULL;
+	return &p->seq[t->index];
 }
 /* The calling thread's first lane to executor `exec`; NULL: out of memory. */
 struct lane *ebus_producer_lane(struct ebus *bus, struct producer *p, unsigned exec);

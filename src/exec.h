@@ -138,11 +138,13 @@ struct ebus_hist *ebus_exec_hist(const struct ebus_exec *ex); /* NULL without ti
  * Calls the topic's current subscribers with the slot's event and releases
  * its payload. Shared by executors and synchronous mode: `who` is the
  * dispatcher's index (the topic counter block it writes), `c` its
- * counters. Serial subscriptions are called under their guard. The caller
- * is an online qsbr reader (executor) or holds the topic's stripe (sync).
+ * counters, `source` the publisher's id (ebus_event_t.source); the event
+ * is flagged EBUS_EV_END_OF_BATCH. Serial subscriptions are called under
+ * their guard. The caller is an online qsbr reader (executor) or holds the
+ * topic's stripe (sync).
  */
 void ebus_dispatch_slot(const struct ebus_env *env, struct ebus_slot *s, unsigned who,
-                        struct dispatch_ctrs *c);
+                        struct dispatch_ctrs *c, uint64_t source);
 /* On ex's thread (ebus_env.at_exit): dispatches one event now, counted as
  * published and delivered by ex. data stays the caller's. */
 void ebus_exec_dispatch_direct(struct ebus_exec *ex, struct ebus_topic_s *t, const void *data,

@@ -103,13 +103,16 @@ static __attribute__((noinline)) void handler_failed(const struct ebus_env *env,
  */
 static inline uint64_t call_subscribers(const struct ebus_env *env, struct subarr *a,
                                         struct ebus_slot *s, struct dispatch_ctrs *d,
-                                        struct topic_ctrs *tc)
+                                        struct topic_ctrs *tc, uint64_t source, unsigned flags)
 {
 	ebus_event_t ev;
 	uint64_t ncalls = 0;
 	ev.topic = s->topic;
 	ev.len = s->len;
 	ev.data = s->kind == SLOT_INLINE ? (s->len ? (const void *)s->u.data : NULL) : s->u.ref.ptr;
+	ev.source = source;
+	ev.seq = s->seq;
+	ev.flags = flags;
 	for (uint32_t i = 0; i < a->n; i++) {
 		struct ebus_sub *sub = a->items[i];
 		int rc;
@@ -131,7 +134,7 @@ static inline uint64_t call_subscribers(const struct ebus_env *env, struct subar
 }
 
 void ebus_dispatch_slot(const struct ebus_env *env, struct ebus_slot *s, unsigned who,
-                        struct dispatch_ctrs *d)
+                        struct dispatch_ctrs *d, uint64_t source)
 {
 	struct ebus_topic_s *t = s->topic;
 	struct subarr *a = atomic_load_explicit(&t->subs, memory_order_acquire);
@@ -144,7 +147,7 @@ void ebus_dispatch_slot(const struct ebus_env *env, struct ebus_slot *s, unsigne
 		ebus_slot_release(env->alloc, s);
 		return;
 	}
-	ncalls = call_subscribers(env, a, s, d, tc);
+	ncalls = call_subscribers(env, a, s, d, tc, source, EBUS_EV_END_OF_BATCH);
 	ctr_add(&d->handler_calls, ncalls);
 	ctr_add(&tc->handler_calls, ncalls);
 	ctr_add(&d->delivered, 1);
@@ -225,7 +228,7 @@ void ebus_exec_dispatch_direct(struct ebus_exec *ex, struct ebus_topic_s *t, con
 	s.kind = SLOT_REF; /* no release: the data stays the caller's */
 	s.u.ref.ptr = (void *)data;
 	ctr_add(&ex->direct, 1);
-	ebus_dispatch_slot(ex->env, &s, ex->index, &ex->d);
+	ebus_dispatch_slot(ex->env, &s, ex->index, &ex->d, 0); /* seq 0, source 0: the bus's own */
 	ctr_add_release(&ex->finished, 1);
 }
 
@@ -367,7 +370,11 @@ static inline void drain_dispatch(struct ebus_exec *ex, struct lane *l, unsigned
 		if (EBUS_UNLIKELY(!a)) {
 			run.no_sub++;
 		} else {
-			run.calls += call_subscribers(env, a, s, &ex->d, run.tc);
+			/* The end of a run of this topic, or of the batch. */
+			unsigned eob = i + 1 == n || l->buf[(c + i + 1) & mask].topic != t
+			                       ? EBUS_EV_END_OF_BATCH
+			                       : 0;
+			run.calls += call_subscribers(env, a, s, &ex->d, run.tc, l->source, eob);
 			run.delivered++;
 		}
 		if (s->kind != SLOT_INLINE)

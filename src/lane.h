@@ -31,7 +31,8 @@ enum { SLOT_INLINE = 0, SLOT_OWNED = 1, SLOT_REF = 2 };
 struct ebus_topic_s;
 struct ebus_slot {
 	struct ebus_topic_s *topic;
-	uint64_t ts; /* ebus_now_ns() at publish, when the bus stamps events */
+	uint64_t ts;  /* ebus_now_ns() at publish, when the bus stamps events */
+	uint64_t seq; /* ebus_event_t.seq */
 	uint32_t len;
 	uint32_t kind;
 	union {
@@ -106,6 +107,7 @@ struct lane {
 	_Atomic int closed;     /* the owning thread exited; set after its last commit */
 	_Atomic int space_wait; /* the producer sleeps until this lane is half empty */
 	unsigned exec;          /* index of the consuming executor */
+	uint64_t source;        /* the producing thread's id (ebus_event_t.source) */
 	/* Unique in the set, increasing. The set's list is newest first, so
 	 * ids decrease along it: flush finds its lanes again by id, and a
 	 * missing id means reclaimed (drained). */

@@ -15,6 +15,7 @@
 #include "bus.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 _Thread_local struct producer *ebus_tls_last __attribute__((tls_model("initial-exec")));
 
@@ -58,6 +59,12 @@ void ebus_registry_remove_bus(struct ebus *bus)
 
 /* ---- thread exit ---------------------------------------------------------- */
 
+static void producer_free(struct producer *p)
+{
+	free(p->seq);
+	free(p);
+}
+
 static void thread_exit(void *arg)
 {
 	struct producer *p = arg, *next;
@@ -74,7 +81,7 @@ static void thread_exit(void *arg)
 				if (p->lanes[i])
 					ebus_exec_lane_closed(bus->exec[i], p->lanes[i]);
 		}
-		free(p);
+		producer_free(p);
 	}
 	pthread_mutex_unlock(&reg_lock);
 	ebus_tls_last = NULL;
@@ -98,7 +105,7 @@ static void prune_dead(struct producer *head)
 			*pp = p->tls_next;
 			if (ebus_tls_last == p)
 				ebus_tls_last = NULL;
-			free(p);
+			producer_free(p);
 		} else {
 			pp = &p->tls_next;
 		}
@@ -138,11 +145,27 @@ struct producer *ebus_producer_get_slow(struct ebus *bus)
 		return NULL;
 	}
 	pthread_mutex_lock(&bus->producers_lock);
+	p->id = ++bus->last_producer_id;
 	cds_list_add(&p->bus_node, &bus->producers);
 	pthread_mutex_unlock(&bus->producers_lock);
 	prune_dead(p);
 	ebus_tls_last = p;
 	return p;
+}
+
+int ebus_producer_seq_grow(struct producer *p, uint32_t ix)
+{
+	uint32_t n = p->nseq ? p->nseq : 16;
+	uint64_t *seq;
+	while (n <= ix)
+		n = n <= UINT32_MAX / 2 ? n * 2 : UINT32_MAX;
+	seq = EBUS_TEST_FAIL(EBUS_TP_FAIL_SEQ_ALLOC) ? NULL : realloc(p->seq, n * sizeof *seq);
+	if (!seq)
+		return EBUS_ERR_NOMEM;
+	memset(seq + p->nseq, 0, (n - p->nseq) * sizeof *seq);
+	p->seq = seq;
+	p->nseq = n;
+	return EBUS_OK;
 }
 
 /* ---- lanes and the shutdown handshake ------------------------------------------ */
@@ -152,6 +175,7 @@ struct lane *ebus_producer_lane(struct ebus *bus, struct producer *p, unsigned e
 	struct lane *l = ebus_lane_new(&bus->lanes, exec);
 	if (!l)
 		return NULL;
+	l->source = p->id;
 	p->lanes[exec] = l;
 	ebus_exec_add_lane(bus->exec[exec], l);
 	return l;

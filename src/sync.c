@@ -126,7 +126,8 @@ static bool defer_pop(struct ebus_slot *out)
 	return true;
 }
 
-static void run_locked(struct ebus *bus, struct sync_stripe *st, struct ebus_slot *s)
+static void run_locked(struct ebus *bus, struct sync_stripe *st, struct ebus_slot *s,
+                       uint64_t source)
 {
 	unsigned who = (unsigned)(st - bus->stripes);
 	ctr_add(&st->published, 1);
@@ -145,7 +146,7 @@ static void run_locked(struct ebus *bus, struct sync_stripe *st, struct ebus_slo
 	if (EBUS_UNLIKELY(st->hist != NULL))
 		ebus_hist_record(st->hist, s->ts);
 	ebus_tls_sync_depth++;
-	ebus_dispatch_slot(&bus->env, s, who, &st->d);
+	ebus_dispatch_slot(&bus->env, s, who, &st->d, source);
 	ebus_tls_sync_depth--;
 }
 
@@ -155,8 +156,11 @@ static void drain_deferred(void)
 	while (defer_pop(&s)) {
 		struct ebus *bus = s.topic->bus;
 		struct sync_stripe *st = &bus->stripes[s.topic->executor];
+		/* Queued by this thread, whose record for the bus exists. */
+		struct producer *p = ebus_producer_get(bus);
+		uint64_t source = p ? p->id : 0;
 		pthread_mutex_lock(&st->lock);
-		run_locked(bus, st, &s);
+		run_locked(bus, st, &s, source);
 		pthread_mutex_unlock(&st->lock);
 		atomic_fetch_sub_explicit(&bus->sync_deferred_pending, 1, memory_order_release);
 		ebus_subs_sync_retire_run(&bus->subs);
@@ -169,8 +173,12 @@ int ebus_sync_publish(struct ebus_topic_s *t, const void *data, size_t len, int 
 	struct ebus *bus = t->bus;
 	struct sync_stripe *st = &bus->stripes[t->executor];
 	struct ebus_slot s;
+	struct producer *p = ebus_producer_get(bus);
+	uint64_t *seq;
 	int rc;
 
+	if (EBUS_UNLIKELY(!p || !(seq = ebus_producer_seq(p, t))))
+		return EBUS_ERR_NOMEM;
 	s.topic = t;
 	s.ts = EBUS_UNLIKELY(bus->timestamps) ? ebus_now_ns() : 0;
 	s.len = (uint32_t)len;
@@ -197,12 +205,14 @@ int ebus_sync_publish(struct ebus_topic_s *t, const void *data, size_t len, int 
 			s.kind = SLOT_OWNED;
 			s.u.ref.ptr = copy;
 		}
+		s.seq = *seq + 1; /* taken only once queued */
 		rc = defer_push(&s);
 		if (rc) {
 			if (s.kind == SLOT_OWNED)
 				ebus_free(&bus->alloc, s.u.ref.ptr, len);
 			return rc;
 		}
+		++*seq;
 		atomic_fetch_add_explicit(&bus->sync_deferred_pending, 1, memory_order_relaxed);
 		return EBUS_OK;
 	}
@@ -217,7 +227,8 @@ int ebus_sync_publish(struct ebus_topic_s *t, const void *data, size_t len, int 
 		atomic_fetch_add_explicit(&bus->rejected_shutdown, 1, memory_order_relaxed);
 		return EBUS_ERR_SHUTDOWN;
 	}
-	run_locked(bus, st, &s);
+	s.seq = ++*seq;
+	run_locked(bus, st, &s, p->id);
 	pthread_mutex_unlock(&st->lock);
 	EBUS_TEST_STALL(EBUS_TP_SYNC_PUBLISH_END, -1);
 	drain_deferred();

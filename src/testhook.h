@@ -50,6 +50,7 @@ enum ebus_test_point {
 	EBUS_TP_FAIL_PRODUCER_ALLOC, /* calloc of a thread's producer record */
 	EBUS_TP_FAIL_SETSPECIFIC,    /* pthread_setspecific of the producer list */
 	EBUS_TP_FAIL_MEMBARRIER,     /* membarrier(PRIVATE_EXPEDITED) at run time */
+	EBUS_TP_FAIL_SEQ_ALLOC,      /* realloc of a thread's sequence table */
 };
 
 #ifdef EBUS_TEST_HOOKS

@@ -152,6 +152,7 @@ int ebus_registry_add(struct ebus_registry *r, const char *name, size_t len, uin
 	t->flags = flags & EBUS_TOPIC_UNORDERED;
 	if (ebus_name_reserved(name, len))
 		t->flags |= TOPIC_RESERVED;
+	t->index = r->ntopics;
 	t->namelen = len;
 	memcpy(t->name, name, len);
 	t->name[len] = '\0';
@@ -172,6 +173,7 @@ int ebus_registry_add(struct ebus_registry *r, const char *name, size_t len, uin
 	assert(node == &t->node);
 	(void)node;
 	ck_stack_push_upmc(&r->all, &t->all);
+	r->ntopics++;
 	*out = t;
 	return EBUS_OK;
 }

@@ -39,6 +39,9 @@ struct ebus_topic_s {
 	struct ebus *bus;
 	unsigned executor;
 	unsigned flags; /* EBUS_TOPIC_* | TOPIC_RESERVED */
+	/* 0, 1, 2, ... in creation order on its bus: a publisher's index into
+	 * its table of sequence numbers (ebus_event_t.seq). */
+	uint32_t index;
 	uint64_t hash;
 	struct cds_lfht_node node; /* registry table, bp flavor */
 	ck_stack_entry_t all;      /* registry walk, for destroy and snapshots */
@@ -127,6 +130,7 @@ struct ebus_registry {
 	const ebus_allocator_t *alloc;
 	struct ebus *bus; /* stored in each topic, never dereferenced here */
 	unsigned nexec;
+	uint32_t ntopics; /* topics added; ebus_registry_add (serialised) only */
 };
 
 int ebus_registry_init(struct ebus_registry *r, struct ebus *bus, const ebus_allocator_t *a,

@@ -157,7 +157,7 @@ static void *ref_consumer(void *arg)
 			k = BATCH;
 		for (unsigned i = 0; i < k; i++) {
 			struct slot *s = &r->buf[(c + i) & r->ring.mask];
-			ebus_event_t ev = { NULL, s->data, s->len };
+			ebus_event_t ev = { .topic = NULL, .data = s->data, .len = s->len };
 			for (unsigned j = 0; j < r->subs; j++)
 				r->calls += r->fn[j](&ev, r->ctx[j]) == 0;
 		}

@@ -60,7 +60,7 @@ extern "C" {
 
 /* Limits. */
 #define EBUS_TOPIC_MAX 255      /* bytes in a topic name, without the NUL */
-#define EBUS_INLINE_MAX 40      /* payloads up to this size travel in the slot */
+#define EBUS_INLINE_MAX 32      /* payloads up to this size travel in the slot */
 #define EBUS_MAX_EXECUTORS 256
 
 /*
@@ -129,11 +129,33 @@ typedef struct ebus ebus_t;
 typedef struct ebus_topic_s ebus_topic_t;
 typedef uint64_t ebus_sub_id; /* 0 is never a valid id */
 
-/* What a handler sees. Valid only during the call; copy what you keep. */
+/* ebus_event_t.flags */
+/* The executor's next call is not for this topic: the last event of the
+ * topic in what the executor took from this publisher's lane at once (a
+ * run of one topic ends, or the batch does). A subscriber that buffers
+ * until it sees the flag (a journal, a socket writer) never holds data
+ * while the executor idles or serves another topic. Set on every event a
+ * synchronous bus delivers and on meta events. */
+#define EBUS_EV_END_OF_BATCH 0x1u
+
+/* What a handler sees. Valid only during the call; copy what you keep.
+ * The library allocates it: fields may be added at the end (ABI policy). */
 typedef struct ebus_event {
 	ebus_topic_t *topic;
 	const void *data; /* NULL when len == 0 */
 	size_t len;
+	/* The publishing thread's id on this bus: non-zero, never reused while
+	 * the bus lives (0 only for executor.stopped, dispatched by the bus). */
+	uint64_t source;
+	/* 1, 2, 3, ... per (topic, source): every event the source published to
+	 * the topic takes the next number when the bus accepts it, or when it
+	 * is dropped on a full lane (EBUS_DROPPED), so a subscriber sees a gap
+	 * exactly where events were dropped before it. Refused publishes (any
+	 * error code) take no number. On an ordered topic a subscriber sees
+	 * each source's numbers in increasing order; on an unordered topic
+	 * they may arrive out of order. */
+	uint64_t seq;
+	unsigned flags; /* EBUS_EV_* */
 } ebus_event_t;
 
 /* A handler returns 0, or non-zero to report an error (counted, and passed

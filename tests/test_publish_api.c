@@ -1,0 +1,492 @@
+/*
+ * The publish APIs of issue 10 and what a handler learns about each event:
+ * the per-(topic, source) sequence number, the source id and the
+ * end-of-batch flag (ebus_event_t), batch publish (ebus_publish_batch),
+ * zero-copy claim/commit (ebus_claim) and payloads above the inline size
+ * (the lane arena). Asserts order, exactly-once, gaps exactly where the bus
+ * dropped, error codes, and that bad input changes nothing. Links the
+ * hooked library for the failure points (src/testhook.h).
+ */
+#include "testutil.h"
+#include "testhook.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static ebus_sub_id sid_; /* ids the tests do not need */
+
+/* ---- a recorder: every event a handler saw, in call order ----------------- */
+
+typedef struct rec_ev {
+	ebus_topic_t *topic;
+	uint64_t source, seq;
+	unsigned flags;
+	size_t len;
+	uint64_t value; /* the payload's first 8 bytes (or its length when shorter) */
+	int bytes_ok;   /* the payload is fill_payload(value, len) */
+} rec_ev;
+
+typedef struct recorder {
+	pthread_mutex_t m;
+	rec_ev *ev;
+	size_t n, cap;
+	tu_gate *gate; /* NULL, or the first call waits at it */
+} recorder;
+
+static void rec_init(recorder *r, size_t cap)
+{
+	CHECK(pthread_mutex_init(&r->m, NULL) == 0);
+	r->ev = calloc(cap, sizeof *r->ev);
+	CHECK(r->ev != NULL);
+	r->n = 0;
+	r->cap = cap;
+	r->gate = NULL;
+}
+
+static void rec_fini(recorder *r)
+{
+	free(r->ev);
+	pthread_mutex_destroy(&r->m);
+}
+
+/* Payload bytes derived from (value, len): byte i is a mix of both. */
+static void fill_payload(unsigned char *p, uint64_t value, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (unsigned char)(tu_mix3(value, len, i) & 0xff);
+	if (len >= 8)
+		memcpy(p, &value, 8);
+}
+
+static int payload_ok(const unsigned char *p, uint64_t value, size_t len)
+{
+	for (size_t i = len >= 8 ? 8 : 0; i < len; i++)
+		if (p[i] != (unsigned char)(tu_mix3(value, len, i) & 0xff))
+			return 0;
+	return 1;
+}
+
+static int rec_handler(const ebus_event_t *ev, void *ctx)
+{
+	recorder *r = ctx;
+	rec_ev e;
+	e.topic = ev->topic;
+	e.source = ev->source;
+	e.seq = ev->seq;
+	e.flags = ev->flags;
+	e.len = ev->len;
+	e.value = ev->len;
+	if (ev->len >= 8)
+		memcpy(&e.value, ev->data, 8);
+	e.bytes_ok = payload_ok(ev->data, e.value, ev->len);
+	if (r->gate) {
+		tu_gate *g = r->gate;
+		r->gate = NULL; /* only the first call: the executor is the only caller */
+		tu_gate_pass(g);
+	}
+	pthread_mutex_lock(&r->m);
+	if (r->n < r->cap)
+		r->ev[r->n] = e;
+	r->n++;
+	pthread_mutex_unlock(&r->m);
+	return 0;
+}
+
+static size_t rec_count(recorder *r)
+{
+	pthread_mutex_lock(&r->m);
+	size_t n = r->n;
+	pthread_mutex_unlock(&r->m);
+	return n;
+}
+
+static ebus_t *bus_new(unsigned executors, unsigned capacity, ebus_full_policy policy, int sync)
+{
+	ebus_config_t cfg = {0};
+	ebus_t *bus = NULL;
+	cfg.executors = executors;
+	cfg.lane_capacity = capacity;
+	cfg.full_policy = policy;
+	cfg.synchronous = sync;
+	CHECK_OK(ebus_create(&cfg, &bus));
+	return bus;
+}
+
+/* ---- sequence numbers and sources ------------------------------------------ */
+
+/* One publisher, two interleaved topics: each topic's numbers are 1..N in
+ * order, the source is the same non-zero id on both. */
+static void seq_per_topic(int sync)
+{
+	enum { N = 500 };
+	ebus_t *bus = bus_new(2, 0, EBUS_FULL_BLOCK, sync);
+	ebus_topic_t *a, *b;
+	recorder ra, rb;
+	rec_init(&ra, N);
+	rec_init(&rb, N);
+	CHECK_OK(ebus_topic(bus, "seq.a", &a));
+	CHECK_OK(ebus_topic(bus, "seq.b", &b));
+	CHECK_OK(ebus_subscribe(a, rec_handler, &ra, &sid_));
+	CHECK_OK(ebus_subscribe(b, rec_handler, &rb, &sid_));
+	for (uint64_t i = 0; i < N; i++) {
+		unsigned char p[16];
+		fill_payload(p, i, sizeof p);
+		CHECK_OK(ebus_publish(a, p, sizeof p));
+		if (i % 2 == 0)
+			CHECK_OK(ebus_publish(b, p, sizeof p));
+	}
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&ra), N);
+	CHECK_EQ_U64(rec_count(&rb), N / 2);
+	CHECK(ra.ev[0].source != 0);
+	for (size_t i = 0; i < N; i++) {
+		CHECK_EQ_U64(ra.ev[i].seq, i + 1);
+		CHECK_EQ_U64(ra.ev[i].value, i);
+		CHECK_EQ_U64(ra.ev[i].source, ra.ev[0].source);
+		if (sync)
+			CHECK(ra.ev[i].flags & EBUS_EV_END_OF_BATCH);
+	}
+	for (size_t i = 0; i < N / 2; i++) {
+		CHECK_EQ_U64(rb.ev[i].seq, i + 1);
+		CHECK_EQ_U64(rb.ev[i].value, 2 * i);
+		CHECK_EQ_U64(rb.ev[i].source, ra.ev[0].source);
+	}
+	ebus_destroy(bus);
+	rec_fini(&ra);
+	rec_fini(&rb);
+}
+static void seq_per_topic_async(void) { seq_per_topic(0); }
+static void seq_per_topic_sync(void) { seq_per_topic(1); }
+
+/* Several publishing threads on one topic: distinct sources, and each
+ * source's numbers arrive as 1..N in order. */
+enum { MT_THREADS = 4 };
+struct mt_arg {
+	ebus_topic_t *t;
+	uint64_t n;
+	unsigned id;
+};
+
+static void *mt_publisher(void *arg)
+{
+	struct mt_arg *m = arg;
+	for (uint64_t i = 0; i < m->n; i++) {
+		uint64_t v = (uint64_t)m->id << 32 | i;
+		CHECK_OK(ebus_publish(m->t, &v, sizeof v));
+	}
+	return NULL;
+}
+
+static void seq_per_source(int sync)
+{
+	uint64_t n = tu_param("EBUS_STRESS_SEQ_EVENTS", 2000, 200000);
+	ebus_t *bus = bus_new(2, 64, EBUS_FULL_BLOCK, sync);
+	ebus_topic_t *t;
+	recorder r;
+	pthread_t th[MT_THREADS];
+	struct mt_arg args[MT_THREADS];
+	uint64_t src[MT_THREADS] = {0}, next[MT_THREADS] = {0};
+
+	rec_init(&r, n * MT_THREADS);
+	CHECK_OK(ebus_topic(bus, "seq.mt", &t));
+	CHECK_OK(ebus_subscribe(t, rec_handler, &r, &sid_));
+	for (unsigned i = 0; i < MT_THREADS; i++) {
+		args[i] = (struct mt_arg){t, n, i};
+		tu_thread_create(&th[i], mt_publisher, &args[i]);
+	}
+	for (unsigned i = 0; i < MT_THREADS; i++)
+		tu_thread_join(th[i]);
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), n * MT_THREADS);
+	for (size_t k = 0; k < r.n; k++) {
+		unsigned id = (unsigned)(r.ev[k].value >> 32);
+		CHECK(id < MT_THREADS);
+		if (!src[id])
+			src[id] = r.ev[k].source;
+		CHECK_EQ_U64(r.ev[k].source, src[id]);
+		CHECK_EQ_U64(r.ev[k].seq, ++next[id]);
+		CHECK_EQ_U64(r.ev[k].value & 0xffffffffu, next[id] - 1);
+	}
+	for (unsigned i = 0; i < MT_THREADS; i++) {
+		CHECK(src[i] != 0);
+		for (unsigned j = 0; j < i; j++)
+			CHECK(src[i] != src[j]);
+	}
+	ebus_destroy(bus);
+	rec_fini(&r);
+}
+static void seq_per_source_async(void) { seq_per_source(0); }
+static void seq_per_source_sync(void) { seq_per_source(1); }
+
+/* A full lane: an event dropped (EBUS_DROPPED) takes its number, so the
+ * subscriber sees a gap exactly there; a refused one (EBUS_ERR_FULL) takes
+ * none. The executor is held in the first handler call so the lane fills. */
+static void seq_gaps(ebus_full_policy policy)
+{
+	enum { N = 40 };
+	ebus_t *bus = bus_new(1, 8, EBUS_FULL_BLOCK, 0);
+	ebus_topic_t *t;
+	recorder r;
+	tu_gate gate;
+	uint64_t expect[N + 1], numbered = 0;
+	size_t nexpect = 0, refused = 0;
+
+	tu_gate_init(&gate);
+	rec_init(&r, N + 1);
+	r.gate = &gate;
+	CHECK_OK(ebus_topic(bus, "seq.gap", &t));
+	CHECK_OK(ebus_subscribe(t, rec_handler, &r, &sid_));
+	{
+		uint64_t v = 1000;
+		CHECK_OK(ebus_publish(t, &v, sizeof v));
+		expect[nexpect++] = ++numbered;
+	}
+	tu_gate_wait_entered(&gate, 1); /* the executor is inside the first call */
+	for (uint64_t i = 0; i < N; i++) {
+		int rc = ebus_publish_ex(t, &i, sizeof i, policy);
+		if (rc == EBUS_OK) {
+			expect[nexpect++] = ++numbered;
+		} else if (rc == EBUS_DROPPED) {
+			numbered++;
+			refused++;
+		} else {
+			CHECK_EQ_INT(rc, EBUS_ERR_FULL);
+			refused++;
+		}
+	}
+	CHECK(refused > 0); /* 8 slots, N events: some could not go in */
+	tu_gate_open(&gate);
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), nexpect);
+	for (size_t k = 0; k < nexpect; k++)
+		CHECK_EQ_U64(r.ev[k].seq, expect[k]);
+	if (policy == EBUS_FULL_FAIL) /* no gaps: 1..n */
+		CHECK_EQ_U64(r.ev[nexpect - 1].seq, nexpect);
+	else
+		CHECK_EQ_U64(numbered, N + 1);
+	ebus_destroy(bus);
+	rec_fini(&r);
+	tu_gate_destroy(&gate);
+}
+static void seq_gap_on_drop(void) { seq_gaps(EBUS_FULL_DROP); }
+static void seq_no_gap_on_fail(void) { seq_gaps(EBUS_FULL_FAIL); }
+
+/* The sequence table cannot grow: EBUS_ERR_NOMEM, nothing published, and
+ * the topic's numbers start at 1 once it can. */
+static _Atomic int fail_seq;
+static int hook_fail_seq(int point, long arg)
+{
+	(void)arg;
+	return point == EBUS_TP_FAIL_SEQ_ALLOC && atomic_load(&fail_seq);
+}
+
+static void seq_table_nomem(int sync)
+{
+	ebus_t *bus = bus_new(1, 0, EBUS_FULL_BLOCK, sync);
+	ebus_topic_t *t[40];
+	recorder r;
+	char name[32];
+	uint64_t v = 7;
+
+	rec_init(&r, 8);
+	for (unsigned i = 0; i < 40; i++) { /* index 39 is past the first table (16) */
+		snprintf(name, sizeof name, "seq.nomem.%u", i);
+		CHECK_OK(ebus_topic(bus, name, &t[i]));
+	}
+	CHECK_OK(ebus_subscribe(t[39], rec_handler, &r, &sid_));
+	ebus_test_set_hook(hook_fail_seq);
+	atomic_store(&fail_seq, 1);
+	CHECK_EQ_INT(ebus_publish(t[39], &v, sizeof v), EBUS_ERR_NOMEM);
+	CHECK_EQ_INT(ebus_publish_ex(t[39], &v, sizeof v, EBUS_FULL_FAIL), EBUS_ERR_NOMEM);
+	atomic_store(&fail_seq, 0);
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), 0);
+	CHECK_EQ_U64(tu_stats(bus).published, 0);
+	CHECK_OK(ebus_publish(t[39], &v, sizeof v));
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), 1);
+	CHECK_EQ_U64(r.ev[0].seq, 1);
+	ebus_test_set_hook(NULL);
+	ebus_destroy(bus);
+	rec_fini(&r);
+}
+static void seq_table_nomem_async(void) { seq_table_nomem(0); }
+static void seq_table_nomem_sync(void) { seq_table_nomem(1); }
+
+/* A publish from inside a synchronous handler is queued and numbered when
+ * queued: the nested topic's numbers still run 1, 2, 3. */
+static ebus_topic_t *nest_target;
+static int nest_handler(const ebus_event_t *ev, void *ctx)
+{
+	(void)ctx;
+	uint64_t v;
+	memcpy(&v, ev->data, sizeof v);
+	CHECK_OK(ebus_publish(nest_target, &v, sizeof v));
+	CHECK_OK(ebus_publish(nest_target, &v, sizeof v));
+	return 0;
+}
+
+static void seq_sync_nested(void)
+{
+	ebus_t *bus = bus_new(1, 0, EBUS_FULL_BLOCK, 1);
+	ebus_topic_t *outer;
+	recorder r;
+	rec_init(&r, 16);
+	CHECK_OK(ebus_topic(bus, "seq.outer", &outer));
+	CHECK_OK(ebus_topic(bus, "seq.inner", &nest_target));
+	CHECK_OK(ebus_subscribe(outer, nest_handler, NULL, &sid_));
+	CHECK_OK(ebus_subscribe(nest_target, rec_handler, &r, &sid_));
+	for (uint64_t i = 0; i < 3; i++)
+		CHECK_OK(ebus_publish(outer, &i, sizeof i));
+	CHECK_EQ_U64(rec_count(&r), 6);
+	for (size_t k = 0; k < 6; k++) {
+		CHECK_EQ_U64(r.ev[k].seq, k + 1);
+		CHECK_EQ_U64(r.ev[k].value, k / 2);
+		CHECK(r.ev[k].source != 0);
+		CHECK(r.ev[k].flags & EBUS_EV_END_OF_BATCH);
+	}
+	ebus_destroy(bus);
+	rec_fini(&r);
+}
+
+/* An unordered topic: every source's numbers 1..N arrive exactly once. */
+static void seq_unordered(void)
+{
+	enum { N = 3000 };
+	ebus_t *bus = bus_new(3, 0, EBUS_FULL_BLOCK, 0);
+	ebus_topic_t *t;
+	recorder r;
+	unsigned char *seen = calloc(N + 1, 1);
+	CHECK(seen != NULL);
+	rec_init(&r, N);
+	CHECK_OK(ebus_topic_ex(bus, "seq.unordered", -1, EBUS_TOPIC_UNORDERED, &t));
+	CHECK_OK(ebus_subscribe_ex(t, rec_handler, &r, EBUS_SUB_CONCURRENT, &sid_));
+	for (uint64_t i = 0; i < N; i++)
+		CHECK_OK(ebus_publish(t, &i, sizeof i));
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), N);
+	for (size_t k = 0; k < N; k++) {
+		CHECK(r.ev[k].seq >= 1 && r.ev[k].seq <= N);
+		CHECK_EQ_U64(r.ev[k].value, r.ev[k].seq - 1);
+		CHECK(!seen[r.ev[k].seq]);
+		seen[r.ev[k].seq] = 1;
+	}
+	ebus_destroy(bus);
+	rec_fini(&r);
+	free(seen);
+}
+
+/* ---- end of batch ------------------------------------------------------------ */
+
+/* Events queued while the executor is held: A A B A C C on one lane, then
+ * released as one batch. The flag marks the end of each run of a topic and
+ * the end of the batch; the invariant behind it holds on every event: an
+ * event without the flag is followed at once by one of the same topic. */
+static void eob_runs(void)
+{
+	ebus_t *bus = bus_new(1, 64, EBUS_FULL_BLOCK, 0);
+	ebus_topic_t *hold, *a, *b, *c;
+	recorder r;
+	tu_gate gate;
+	uint64_t v = 0;
+	tu_gate_init(&gate);
+	rec_init(&r, 16);
+	r.gate = &gate;
+	CHECK_OK(ebus_topic(bus, "eob.hold", &hold));
+	CHECK_OK(ebus_topic(bus, "eob.a", &a));
+	CHECK_OK(ebus_topic(bus, "eob.b", &b));
+	CHECK_OK(ebus_topic(bus, "eob.c", &c));
+	CHECK_OK(ebus_subscribe_pattern(bus, "eob.>", rec_handler, &r, 0, &sid_));
+	CHECK_OK(ebus_publish(hold, &v, sizeof v));
+	tu_gate_wait_entered(&gate, 1);
+	ebus_topic_t *order[] = {a, a, b, a, c, c};
+	unsigned want[] = {0, 1, 1, 1, 0, 1};
+	for (unsigned i = 0; i < 6; i++)
+		CHECK_OK(ebus_publish(order[i], &v, sizeof v));
+	tu_gate_open(&gate);
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), 7);
+	CHECK(r.ev[0].flags & EBUS_EV_END_OF_BATCH); /* the held event was alone */
+	for (unsigned i = 0; i < 6; i++) {
+		CHECK(r.ev[i + 1].topic == order[i]);
+		CHECK_EQ_INT(!!(r.ev[i + 1].flags & EBUS_EV_END_OF_BATCH), (int)want[i]);
+	}
+	ebus_destroy(bus);
+	rec_fini(&r);
+	tu_gate_destroy(&gate);
+}
+
+/* Under load from several threads on several topics of one executor: every
+ * event without the flag is followed at once by one of its topic, and the
+ * last event dispatched has it. */
+struct eob_pub {
+	ebus_topic_t *t[3];
+	uint64_t n;
+	unsigned id;
+};
+static void *eob_publisher(void *arg)
+{
+	struct eob_pub *e = arg;
+	for (uint64_t i = 0; i < e->n; i++) {
+		uint64_t v = i;
+		CHECK_OK(ebus_publish(e->t[tu_mix3(e->id, i, 0) % 3 == 0 ? 0 : (i / 7) % 3], &v, sizeof v));
+	}
+	return NULL;
+}
+
+static void eob_invariant(void)
+{
+	uint64_t n = tu_param("EBUS_STRESS_EOB_EVENTS", 3000, 300000);
+	ebus_t *bus = bus_new(1, 256, EBUS_FULL_BLOCK, 0);
+	struct eob_pub args[3];
+	pthread_t th[3];
+	recorder r;
+	ebus_topic_t *t[3];
+	size_t ends = 0;
+	rec_init(&r, n * 3);
+	for (unsigned i = 0; i < 3; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "eob.%u", i);
+		CHECK_OK(ebus_topic(bus, name, &t[i]));
+	}
+	CHECK_OK(ebus_subscribe_pattern(bus, "eob.*", rec_handler, &r, 0, &sid_));
+	for (unsigned i = 0; i < 3; i++) {
+		args[i] = (struct eob_pub){{t[0], t[1], t[2]}, n, i};
+		tu_thread_create(&th[i], eob_publisher, &args[i]);
+	}
+	for (unsigned i = 0; i < 3; i++)
+		tu_thread_join(th[i]);
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), 3 * n);
+	for (size_t k = 0; k + 1 < r.n; k++) {
+		if (!(r.ev[k].flags & EBUS_EV_END_OF_BATCH)) {
+			CHECK(r.ev[k + 1].topic == r.ev[k].topic);
+			CHECK_EQ_U64(r.ev[k + 1].source, r.ev[k].source);
+		} else {
+			ends++;
+		}
+	}
+	CHECK(r.ev[r.n - 1].flags & EBUS_EV_END_OF_BATCH);
+	printf("    %zu events, %zu with the end-of-batch flag\n", r.n, ends + 1);
+	ebus_destroy(bus);
+	rec_fini(&r);
+}
+
+int main(void)
+{
+	printf("test_publish_api (%s tier)\n", tu_tier_name());
+	TU_RUN(seq_per_topic_async);
+	TU_RUN(seq_per_topic_sync);
+	TU_RUN(seq_per_source_async);
+	TU_RUN(seq_per_source_sync);
+	TU_RUN(seq_gap_on_drop);
+	TU_RUN(seq_no_gap_on_fail);
+	TU_RUN(seq_table_nomem_async);
+	TU_RUN(seq_table_nomem_sync);
+	TU_RUN(seq_sync_nested);
+	TU_RUN(seq_unordered);
+	TU_RUN(eob_runs);
+	TU_RUN(eob_invariant);
+	return tu_finish("test_publish_api");
+}
