@@ -407,6 +407,8 @@ int ebus_publish(ebus_topic_t *t, const void *data, size_t len)
 	struct producer *p;
 	struct lane *lane;
 	struct ebus_slot *s;
+	uint64_t *seq;
+	unsigned pos;
 
 	if (EBUS_UNLIKELY(!t || !data))
 		return publish_slow(t, data, len);
@@ -415,19 +417,18 @@ int ebus_publish(ebus_topic_t *t, const void *data, size_t len)
 	if (EBUS_UNLIKELY(len - 1 >= bus->fast_max || t->flags || !p || p->bus_id != bus->id ||
 	                  t->index >= p->nseq))
 		return publish_slow(t, data, len);
+	seq = &p->seq[t->index];
 	atomic_store_explicit(&p->busy, 1, memory_order_relaxed);
 	ebus_fence_light();
 	if (EBUS_UNLIKELY(atomic_load_explicit(&bus->state, memory_order_relaxed) != BUS_OPEN))
 		goto bail;
 	lane = p->lanes[t->executor];
-	if (EBUS_UNLIKELY(!lane))
+	if (EBUS_UNLIKELY(!lane) || EBUS_UNLIKELY(!ebus_lane_space(lane, &pos, 1)))
 		goto bail;
-	s = ebus_lane_reserve(lane);
-	if (EBUS_UNLIKELY(!s))
-		goto bail;
+	s = ebus_lane_slot(lane, pos);
 	slot_fill_inline(s, t, data, len);
-	s->seq = ++p->seq[t->index];
-	ebus_lane_commit(lane);
+	s->seq = ++*seq;
+	ebus_lane_publish(lane, pos + 1);
 	if (ebus_lane_needs_wake(lane))
 		return publish_wake(lane, p);
 	atomic_store_explicit(&p->busy, 0, memory_order_release);

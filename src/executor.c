@@ -77,15 +77,29 @@ struct ebus_exec {
 static __attribute__((noinline)) int call_serial(const struct ebus_env *env, struct ebus_sub *sub,
                                                  const ebus_event_t *ev, bool *ran);
 
+/*
+ * What a dispatch loop hands the subscriber loop: the event (first, so a
+ * handler's event pointer is the frame's address) and what only the
+ * exceptions need (errors, dead or serial subscribers), reached through
+ * that one pointer, so the loop keeps its registers for itself.
+ */
+struct dispatch_frame {
+	ebus_event_t ev;
+	const struct ebus_env *env;
+	struct dispatch_ctrs *d;
+	struct topic_ctrs *tc;
+	uint64_t skipped; /* subscribers in the arrays but not called */
+};
+
 /* A handler returned rc != 0: counted, and reported to the error hook and
  * as a meta event. Out of line: the exception. */
-static __attribute__((noinline)) void handler_failed(const struct ebus_env *env,
-                                                     struct dispatch_ctrs *d,
-                                                     struct topic_ctrs *tc, struct ebus_sub *sub,
-                                                     struct ebus_topic_s *t, int rc)
+static __attribute__((noinline)) void handler_failed(struct dispatch_frame *f,
+                                                     struct ebus_sub *sub, int rc)
 {
-	ctr_add(&d->handler_errors, 1);
-	ctr_add(&tc->handler_errors, 1);
+	const struct ebus_env *env = f->env;
+	struct ebus_topic_s *t = f->ev.topic;
+	ctr_add(&f->d->handler_errors, 1);
+	ctr_add(&f->tc->handler_errors, 1);
 	atomic_fetch_add_explicit(&sub->errors, 1, memory_order_relaxed);
 	if (env->error_hook)
 		env->error_hook(env->error_hook_arg, t, sub->id, rc);
@@ -95,42 +109,45 @@ static __attribute__((noinline)) void handler_failed(const struct ebus_env *env,
 		               t->name, t->namelen);
 }
 
+/* The slot's payload as a handler sees it. */
+static inline const void *slot_data(const struct ebus_slot *s)
+{
+	return s->kind == SLOT_INLINE ? (s->len ? (const void *)s->u.data : NULL) : s->u.ref.ptr;
+}
+
+/* A subscriber whose state word is not 0: dead (skipped: false) or serial
+ * (called under its guard). Out of line: the exception. */
+static __attribute__((noinline)) bool call_special(struct dispatch_frame *f, struct ebus_sub *sub,
+                                                   int *rc)
+{
+	bool ran = false;
+	if (!(atomic_load_explicit(&sub->state, memory_order_relaxed) & SUB_DEAD))
+		*rc = call_serial(f->env, sub, &f->ev, &ran);
+	if (!ran)
+		f->skipped++; /* dead, or unsubscribed while we waited for its guard */
+	return ran;
+}
+
 /*
  * The core of dispatch, inline in both callers (the drain loop and
- * ebus_dispatch_slot): calls the live subscribers of `a` with the slot's
- * event, in order; returns how many calls were made. Errors are counted
- * at once; the caller counts calls and deliveries.
+ * ebus_dispatch_slot): calls the live subscribers of `a` with f->ev, in
+ * order. Per subscriber: one state word (0: a plain live subscriber), the
+ * call, the return code. The caller counts a->n calls and subtracts
+ * f->skipped; errors are counted at once.
  */
-static inline uint64_t call_subscribers(const struct ebus_env *env, struct subarr *a,
-                                        struct ebus_slot *s, struct dispatch_ctrs *d,
-                                        struct topic_ctrs *tc, uint64_t source, unsigned flags)
+static inline void call_subscribers(struct dispatch_frame *f, struct subarr *a)
 {
-	ebus_event_t ev;
-	uint64_t ncalls = 0;
-	ev.topic = s->topic;
-	ev.len = s->len;
-	ev.data = s->kind == SLOT_INLINE ? (s->len ? (const void *)s->u.data : NULL) : s->u.ref.ptr;
-	ev.source = source;
-	ev.seq = s->seq;
-	ev.flags = flags;
-	for (uint32_t i = 0; i < a->n; i++) {
-		struct ebus_sub *sub = a->items[i];
+	struct ebus_sub *const *it = a->items, *const *end = it + a->n;
+	for (; it != end; it++) {
+		struct ebus_sub *sub = *it;
 		int rc;
-		if (atomic_load_explicit(&sub->dead, memory_order_relaxed))
+		if (EBUS_LIKELY(atomic_load_explicit(&sub->state, memory_order_relaxed) == 0))
+			rc = sub->fn(&f->ev, sub->ctx);
+		else if (!call_special(f, sub, &rc))
 			continue;
-		if (EBUS_LIKELY(!sub->serial)) {
-			rc = sub->fn(&ev, sub->ctx);
-		} else {
-			bool ran;
-			rc = call_serial(env, sub, &ev, &ran);
-			if (!ran)
-				continue; /* unsubscribed while we waited for its guard */
-		}
-		ncalls++;
 		if (EBUS_UNLIKELY(rc != 0))
-			handler_failed(env, d, tc, sub, s->topic, rc);
+			handler_failed(f, *it, rc);
 	}
-	return ncalls;
 }
 
 void ebus_dispatch_slot(const struct ebus_env *env, struct ebus_slot *s, unsigned who,
@@ -139,6 +156,7 @@ void ebus_dispatch_slot(const struct ebus_env *env, struct ebus_slot *s, unsigne
 	struct ebus_topic_s *t = s->topic;
 	struct subarr *a = atomic_load_explicit(&t->subs, memory_order_acquire);
 	struct topic_ctrs *tc = topic_ctrs_of(t, who);
+	struct dispatch_frame f;
 	uint64_t ncalls;
 
 	if (!a) {
@@ -147,7 +165,18 @@ void ebus_dispatch_slot(const struct ebus_env *env, struct ebus_slot *s, unsigne
 		ebus_slot_release(env->alloc, s);
 		return;
 	}
-	ncalls = call_subscribers(env, a, s, d, tc, source, EBUS_EV_END_OF_BATCH);
+	f.ev.topic = t;
+	f.ev.data = slot_data(s);
+	f.ev.len = s->len;
+	f.ev.source = source;
+	f.ev.seq = s->seq;
+	f.ev.flags = EBUS_EV_END_OF_BATCH;
+	f.env = env;
+	f.d = d;
+	f.tc = tc;
+	f.skipped = 0;
+	call_subscribers(&f, a);
+	ncalls = a->n - f.skipped;
 	ctr_add(&d->handler_calls, ncalls);
 	ctr_add(&tc->handler_calls, ncalls);
 	ctr_add(&d->delivered, 1);
@@ -210,7 +239,7 @@ static __attribute__((noinline)) int call_serial(const struct ebus_env *env, str
 	if (sw.announced)
 		atomic_store_explicit(&self->wait_sub, NULL, memory_order_seq_cst);
 	EBUS_TEST_STALL(EBUS_TP_SERIAL_ACQUIRED, self ? (long)self->index : -1);
-	*ran = !atomic_load_explicit(&sub->dead, memory_order_acquire);
+	*ran = !(atomic_load_explicit(&sub->state, memory_order_acquire) & SUB_DEAD);
 	rc = *ran ? sub->fn(ev, sub->ctx) : 0;
 	atomic_store_explicit(&sub->owner, NULL, memory_order_seq_cst);
 	EBUS_TSAN_RELEASE(&sub->guard);
@@ -316,75 +345,115 @@ static void adopt_incoming(struct ebus_exec *ex)
 }
 
 /*
- * Counts of a run of consecutive slots of one topic in a batch, added to
- * the topic's counters when the topic changes and at the end of the batch
- * (one update per run, not per event), and before the batch's c_head store,
- * so that whoever sees the slots released (flush) sees the counts too.
+ * A run: consecutive slots of one topic in a stretch. Its counts go to the
+ * topic's and the executor's counters once, at its end, before the batch's
+ * c_head store, so that whoever sees the slots released (flush) sees the
+ * counts too.
  */
-struct topic_run {
-	struct ebus_topic_s *t;
-	struct topic_ctrs *tc;
-	uint64_t delivered, calls, no_sub;
-};
-
-static inline void run_flush(struct topic_run *r)
+static inline void run_counted(struct ebus_exec *ex, struct topic_ctrs *tc, uint64_t delivered,
+                               uint64_t calls)
 {
-	if (!r->t)
-		return;
-	if (r->delivered) {
-		ctr_add(&r->tc->delivered, r->delivered);
-		ctr_add(&r->tc->handler_calls, r->calls);
-	}
-	if (r->no_sub)
-		ctr_add(&r->tc->dropped_no_sub, r->no_sub);
+	ctr_add(&tc->delivered, delivered);
+	ctr_add(&tc->handler_calls, calls);
+	ctr_add(&ex->d.delivered, delivered);
+	ctr_add(&ex->d.handler_calls, calls);
 }
 
-/* Dispatches n slots from index c, in place: the executor's hot loop. */
+/* A run of a topic without subscribers: counted and released. Returns
+ * where the run ends. */
+static __attribute__((noinline)) struct ebus_slot *run_no_sub(struct ebus_exec *ex,
+                                                              struct ebus_slot *s,
+                                                              struct ebus_slot *end)
+{
+	struct ebus_topic_s *t = s->topic;
+	struct ebus_slot *start = s;
+	for (; s != end && s->topic == t; s++) {
+		if (EBUS_UNLIKELY(ex->hist != NULL))
+			ebus_hist_record(ex->hist, s->ts);
+		if (s->kind != SLOT_INLINE)
+			ebus_slot_release(ex->env->alloc, s);
+	}
+	ctr_add(&topic_ctrs_of(t, ex->index)->dropped_no_sub, (uint64_t)(s - start));
+	ctr_add(&ex->d.dropped_no_sub, (uint64_t)(s - start));
+	return s;
+}
+
+/*
+ * Dispatches the slots [s, end) of one contiguous stretch of a lane's ring,
+ * in place: the executor's hot loop. `after` is the topic of the slot that
+ * follows the stretch in this batch (NULL: the batch ends), for the
+ * end-of-batch flag. Run by run: one event struct serves the stretch
+ * (source once, topic per run, the rest per event), and the subscriber
+ * array is loaded again for every event (a handler may subscribe: events
+ * dispatched after that reach the new subscriber). What stays live across
+ * a handler call is the slot, the end, the topic and the array, so the
+ * subscriber loop keeps its registers.
+ * `timed` (a constant at each call) records the latency histogram.
+ */
+static inline void drain_stretch(struct ebus_exec *ex, struct ebus_slot *s, struct ebus_slot *end,
+                                 struct ebus_topic_s *after, uint64_t source, bool timed)
+{
+	struct dispatch_frame f;
+	f.ev.source = source;
+	f.env = ex->env;
+	f.d = &ex->d;
+	while (s != end) {
+		struct ebus_topic_s *t = s->topic;
+		struct subarr *a = atomic_load_explicit(&t->subs, memory_order_acquire);
+		struct ebus_slot *start = s;
+		uint64_t calls = 0;
+		if (EBUS_UNLIKELY(!a)) {
+			s = run_no_sub(ex, s, end);
+			continue;
+		}
+		f.tc = topic_ctrs_of(t, ex->index);
+		f.ev.topic = t;
+		f.skipped = 0;
+		do {
+			struct ebus_slot *nx = s + 1;
+			struct ebus_topic_s *nt = nx != end ? nx->topic : after;
+			if (timed)
+				ebus_hist_record(ex->hist, s->ts);
+			f.ev.len = s->len;
+			f.ev.seq = s->seq;
+			f.ev.flags = nt != t ? EBUS_EV_END_OF_BATCH : 0; /* a run of t ends */
+			calls += a->n;
+			/* The kind is tested once: the inline case needs no release. */
+			if (EBUS_LIKELY(s->kind == SLOT_INLINE)) {
+				f.ev.data = s->len ? (const void *)s->u.data : NULL;
+				call_subscribers(&f, a);
+			} else {
+				f.ev.data = s->u.ref.ptr;
+				call_subscribers(&f, a);
+				ebus_slot_release(f.env->alloc, s);
+			}
+			s = nx;
+			/* every subscriber left (a == NULL): the outer loop counts the rest */
+		} while (s != end && s->topic == t &&
+		         EBUS_LIKELY((a = atomic_load_explicit(&t->subs, memory_order_acquire)) != NULL));
+		run_counted(ex, f.tc, (uint64_t)(s - start), calls - f.skipped);
+	}
+}
+
+/* Dispatches n slots from index c: the part up to the ring's end, then the
+ * part that wrapped to its start. */
 static inline void drain_dispatch(struct ebus_exec *ex, struct lane *l, unsigned c, unsigned n)
 {
-	const struct ebus_env *env = ex->env;
-	struct ebus_hist *hist = ex->hist; /* NULL unless timestamps */
-	struct topic_run run = { NULL, NULL, 0, 0, 0 };
-	/* The batch's sums, kept apart from the run's so that both stay in
-	 * registers (one struct passed by address for both cost 4 instructions
-	 * per event, scripts/cost.sh). */
-	uint64_t delivered = 0, calls = 0, no_sub = 0;
-	unsigned mask = l->ring.mask;
-
-	for (unsigned i = 0; i < n; i++) {
-		struct ebus_slot *s = &l->buf[(c + i) & mask];
-		struct ebus_topic_s *t = s->topic;
-		struct subarr *a;
-		if (EBUS_UNLIKELY(hist != NULL))
-			ebus_hist_record(hist, s->ts);
-		if (EBUS_UNLIKELY(t != run.t)) {
-			run_flush(&run);
-			run.t = t;
-			run.tc = topic_ctrs_of(t, ex->index);
-			delivered += run.delivered;
-			calls += run.calls;
-			no_sub += run.no_sub;
-			run.delivered = run.calls = run.no_sub = 0;
-		}
-		a = atomic_load_explicit(&t->subs, memory_order_acquire);
-		if (EBUS_UNLIKELY(!a)) {
-			run.no_sub++;
+	unsigned head = c & l->ring.mask, room = l->ring.mask + 1 - head;
+	struct ebus_slot *b = l->buf;
+	if (EBUS_UNLIKELY(ex->hist != NULL)) {
+		if (n <= room) {
+			drain_stretch(ex, b + head, b + head + n, NULL, l->source, true);
 		} else {
-			/* The end of a run of this topic, or of the batch. */
-			unsigned eob = i + 1 == n || l->buf[(c + i + 1) & mask].topic != t
-			                       ? EBUS_EV_END_OF_BATCH
-			                       : 0;
-			run.calls += call_subscribers(env, a, s, &ex->d, run.tc, l->source, eob);
-			run.delivered++;
+			drain_stretch(ex, b + head, b + head + room, b[0].topic, l->source, true);
+			drain_stretch(ex, b, b + (n - room), NULL, l->source, true);
 		}
-		if (s->kind != SLOT_INLINE)
-			ebus_slot_release(env->alloc, s);
+	} else if (EBUS_LIKELY(n <= room)) {
+		drain_stretch(ex, b + head, b + head + n, NULL, l->source, false);
+	} else {
+		drain_stretch(ex, b + head, b + head + room, b[0].topic, l->source, false);
+		drain_stretch(ex, b, b + (n - room), NULL, l->source, false);
 	}
-	run_flush(&run);
-	ctr_add(&ex->d.delivered, delivered + run.delivered);
-	ctr_add(&ex->d.handler_calls, calls + run.calls);
-	if (no_sub + run.no_sub)
-		ctr_add(&ex->d.dropped_no_sub, no_sub + run.no_sub);
 }
 
 /* Shutdown (DISCARD): counts and releases n slots from index c. */
@@ -418,6 +487,7 @@ static unsigned lane_drain(struct ebus_exec *ex, struct lane *l, unsigned max, i
 	else
 		drain_discard(ex, l, c, n);
 	ebus_ring_release(&l->ring, c + n);
+	ctr_add_release(&l->consumed, n); /* after c_head: ebus_lane_counts */
 	ctr_add_release(&ex->finished, n);
 	/* A producer blocked on this full lane sleeps until it is half empty:
 	 * one wake per half lane, not per batch. Light fence against the
@@ -764,7 +834,7 @@ static void wake_at_min(struct ebus_exec *ex, uint64_t target)
 
 struct flush_mark {
 	uint64_t lane_id;
-	uint64_t published; /* lane->published at the mark */
+	uint64_t consumed; /* lane->consumed at the mark */
 	unsigned pos;       /* lane->ring.p_tail at the mark */
 };
 
@@ -779,12 +849,12 @@ struct flush_ctx {
 	struct flush_mark m[FLUSH_CHUNK];
 };
 
-/* The lane's position has been dispatched. 32-bit indices: `published`
+/* The lane's position has been dispatched. 32-bit indices: `consumed`
  * (64-bit) says when so much has passed that the difference could wrap. */
 static bool mark_reached(const struct flush_mark *m, struct lane *l)
 {
 	unsigned c = __atomic_load_n(&l->ring.c_head, __ATOMIC_ACQUIRE);
-	if (ctr_get(&l->published) - m->published >= (1ull << 30))
+	if (ctr_get(&l->consumed) - m->consumed >= (1ull << 30))
 		return true; /* capacity <= 2^24: c_head is long past pos */
 	return (int)(c - m->pos) >= 0;
 }
@@ -807,7 +877,7 @@ static void flush_take_chunk(struct flush_ctx *c)
 			break;
 		}
 		c->m[c->n].lane_id = l->id;
-		c->m[c->n].published = ctr_get(&l->published);
+		c->m[c->n].consumed = ctr_get(&l->consumed);
 		c->m[c->n].pos = p;
 		c->n++;
 		c->next_id = l->id;

@@ -65,7 +65,7 @@ void ebus_lane_reclaim(struct lane_set *s, struct lane *l)
 {
 	struct lane_totals *t = &s->gone[l->exec];
 	pthread_mutex_lock(&s->lock);
-	t->published += ctr_get(&l->published);
+	t->published += ctr_get(&l->consumed); /* empty: everything published was consumed */
 	t->dropped_full += ctr_get(&l->dropped_full);
 	t->rejected_full += ctr_get(&l->rejected_full);
 	t->rejected_timeout += ctr_get(&l->rejected_timeout);
@@ -85,11 +85,14 @@ void ebus_lane_set_stats(struct lane_set *s, unsigned exec, ebus_stats_t *st)
 	EBUS_LIST_FOR_EACH(l, &s->lanes, struct lane, set_node) {
 		if (l->exec != exec)
 			continue;
-		st->published += ctr_get(&l->published);
+		uint64_t published;
+		unsigned queued;
+		ebus_lane_counts(l, &published, &queued);
+		st->published += published;
 		st->dropped_full += ctr_get(&l->dropped_full);
 		st->rejected_full += ctr_get(&l->rejected_full);
 		st->rejected_timeout += ctr_get(&l->rejected_timeout);
-		st->queued += ebus_ring_queued(&l->ring);
+		st->queued += queued;
 		st->lanes_live++;
 	}
 	pthread_mutex_unlock(&s->lock);

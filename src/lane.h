@@ -5,8 +5,8 @@
  * the bus's set of live lanes.
  *
  * Contract:
- *  - A lane has one producer (the thread that created it, through
- *    ebus_lane_reserve/ebus_lane_commit and the producer-side counters)
+ *  - A lane has one producer (the thread that created it, through the
+ *    producer's view below and the producer-side counters)
  *    and one consumer (its executor, through the ring view). Nobody else
  *    writes its ring.
  *  - The lane set owns every lane's memory. Lanes enter it with
@@ -92,11 +92,15 @@ static inline unsigned ebus_ring_queued(struct ck_ring *r)
 /* ---- lanes -------------------------------------------------------------- */
 struct lane {
 	struct ck_ring ring __attribute__((aligned(EBUS_CL)));
-	/* producer-written counters, own line */
-	ebus_ctr published __attribute__((aligned(EBUS_CL)));
+	/* producer-written, own line */
+	unsigned c_cache __attribute__((aligned(EBUS_CL))); /* c_head when last read */
 	ebus_ctr dropped_full;
 	ebus_ctr rejected_full;
 	ebus_ctr rejected_timeout;
+	/* consumer-written, own line: every record ever released (a 64-bit
+	 * c_head, written after each c_head store). What was published is
+	 * consumed + (p_tail - (unsigned)consumed): ebus_lane_counts. */
+	ebus_ctr consumed __attribute__((aligned(EBUS_CL)));
 	/* cold */
 	struct ebus_slot *buf __attribute__((aligned(EBUS_CL)));
 	/* The consuming executor's park word, set by ebus_exec_add_lane: the
@@ -116,21 +120,62 @@ struct lane {
 	struct cds_list_head set_node; /* lane_set.lanes, under lane_set.lock */
 };
 
-/* Producer: a free slot, or NULL when the lane is full. */
-static inline struct ebus_slot *ebus_lane_reserve(struct lane *l)
+/*
+ * ---- the producer's view of its lane ------------------------------------
+ * ck 0.7.1's SPSC reserve reads c_head on every call and its commit reads
+ * p_tail again; its layout is what we use (c_head, p_tail, mask; research
+ * notes 2.4), with c_head cached on the producer's own line, so the
+ * consumer's line is read only when the cached value says the lane is
+ * full, and one p_tail store commits a whole batch. Producer only.
+ */
+/* Free slots from *head on (head: the producer's index), at least `want`
+ * if there are: c_head is read again only when the cache shows fewer. */
+static inline unsigned ebus_lane_space(struct lane *l, unsigned *head, unsigned want)
 {
-	struct ebus_slot *s = ck_ring_enqueue_reserve_spsc_ebus_slot(&l->ring, l->buf);
-	if (EBUS_LIKELY(s != NULL))
-		EBUS_TSAN_ACQUIRE(&l->ring.c_head); /* the consumer is done with this slot */
-	return s;
+	unsigned p = __atomic_load_n(&l->ring.p_tail, __ATOMIC_RELAXED);
+	unsigned room = l->ring.mask - (p - l->c_cache);
+	*head = p;
+	if (EBUS_UNLIKELY(room < want)) {
+		l->c_cache = __atomic_load_n(&l->ring.c_head, __ATOMIC_ACQUIRE);
+		EBUS_TSAN_ACQUIRE(&l->ring.c_head); /* the consumer is done with those slots */
+		room = l->ring.mask - (p - l->c_cache);
+	}
+	return room;
 }
 
-/* Producer: makes the reserved slot visible to the consumer. */
-static inline void ebus_lane_commit(struct lane *l)
+static inline struct ebus_slot *ebus_lane_slot(struct lane *l, unsigned pos)
+{
+	return &l->buf[pos & l->ring.mask];
+}
+
+/* Makes every slot before `end` visible to the consumer. */
+static inline void ebus_lane_publish(struct lane *l, unsigned end)
 {
 	EBUS_TSAN_RELEASE(&l->ring.p_tail);
-	ck_ring_enqueue_commit_spsc(&l->ring);
-	ctr_add(&l->published, 1);
+	__atomic_store_n(&l->ring.p_tail, end, __ATOMIC_RELEASE);
+}
+
+/* One slot: the free slot at the producer's index, or NULL when the lane
+ * is full; ebus_lane_commit publishes it. */
+static inline struct ebus_slot *ebus_lane_reserve(struct lane *l)
+{
+	unsigned p;
+	return ebus_lane_space(l, &p, 1) ? ebus_lane_slot(l, p) : NULL;
+}
+
+static inline void ebus_lane_commit(struct lane *l)
+{
+	ebus_lane_publish(l, __atomic_load_n(&l->ring.p_tail, __ATOMIC_RELAXED) + 1);
+}
+
+/* Any thread: events published to the lane so far, and those not yet
+ * released by the consumer, as one consistent pair. */
+static inline void ebus_lane_counts(struct lane *l, uint64_t *published, unsigned *queued)
+{
+	uint64_t c = ctr_get_acquire(&l->consumed);
+	unsigned q = __atomic_load_n(&l->ring.p_tail, __ATOMIC_ACQUIRE) - (unsigned)c;
+	*published = c + q;
+	*queued = q;
 }
 
 /* ---- the set of a bus's live lanes ------------------------------------- */

@@ -515,7 +515,7 @@ static struct ebus_sub *sub_new(struct ebus_subs *s, ebus_handler_fn fn, void *c
 	sub->fn = fn;
 	sub->ctx = ctx;
 	sub->flags = flags;
-	atomic_init(&sub->dead, 0);
+	atomic_init(&sub->state, 0);
 	atomic_init(&sub->errors, 0);
 	ck_spinlock_fas_init(&sub->guard);
 	atomic_init(&sub->owner, NULL);
@@ -525,7 +525,8 @@ static struct ebus_sub *sub_new(struct ebus_subs *s, ebus_handler_fn fn, void *c
 		sub->pattern[patlen] = '\0';
 		sub->patlen = patlen;
 		/* Its topics may live on different executors (stripes). */
-		sub->serial = !(flags & EBUS_SUB_CONCURRENT) && s->nexec > 1;
+		if (!(flags & EBUS_SUB_CONCURRENT) && s->nexec > 1)
+			atomic_init(&sub->state, SUB_SERIAL);
 	}
 	return sub;
 }
@@ -697,7 +698,7 @@ static int sub_unlink(struct ebus_subs *s, struct ebus_sub *sub, struct sub_chan
 		return rc;
 	/* dead first: a dispatch loop that already holds an old array skips
 	 * the subscriber from now on (same executor: immediately). */
-	atomic_store_explicit(&sub->dead, 1, memory_order_seq_cst);
+	atomic_fetch_or_explicit(&sub->state, SUB_DEAD, memory_order_seq_cst);
 	pending_install(s, p, np);
 	if (p != &one)
 		ebus_free(s->alloc, p, np * sizeof *p);

@@ -47,17 +47,19 @@ struct retire {
  * EBUS_SUB_CONCURRENT on a bus with several executors or stripes) are
  * called under `guard`, so they never run on two threads at once.
  * Written here under the lock before the subscription is published, except
- * `dead` (set once, by ebus_subs_remove), `errors` (the dispatcher, atomic
+ * `state`'s SUB_DEAD (set once, by ebus_subs_remove), `errors` (the dispatcher, atomic
  * adds) and `guard`/`owner` (the dispatcher: call_serial in executor.c).
  */
+enum { SUB_DEAD = 1u, SUB_SERIAL = 2u };
+
 struct ebus_sub {
 	ebus_handler_fn fn;
 	void *ctx;
-	/* Cached on the line dispatch reads for every subscriber: follows from
-	 * `pattern`, `flags` and the executor count. */
-	bool serial;
+	/* What dispatch tests for every subscriber, in one word: SUB_DEAD (set
+	 * once, by ebus_subs_remove) and SUB_SERIAL (cached at creation: follows
+	 * from `pattern`, `flags` and the executor count). 0: call fn. */
+	_Atomic uint32_t state;
 	unsigned flags; /* EBUS_SUB_* */
-	_Atomic int dead;
 	ebus_sub_id id;
 	struct ebus_topic_s *topic; /* literal subscriptions */
 	char *pattern;              /* pattern subscriptions: NUL-terminated, after the struct */
