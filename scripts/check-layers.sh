@@ -40,6 +40,7 @@ exec.h        4  exec      layer
 executor.c    4  exec      module
 bus.h         5  bus       layer
 bus.c         5  bus       module
+publish.c     5  publish   module
 producer.c    5  producer  module
 sync.c        5  sync      module
 consumer.c    5  consumer  module

@@ -1,0 +1,413 @@
+/*
+ * Publishing (bus layer, beside bus.c): every way an event enters a bus.
+ * ebus_publish's fast path, the general path (every payload kind and full
+ * policy), by name (with the thread's topic cache), batches and claims.
+ * Each call validates its arguments first (bad input changes nothing),
+ * then works on the calling thread's lanes through the producer's view of
+ * lane.h; a synchronous bus goes to sync.c.
+ */
+#include "bus.h"
+
+#include <stdlib.h>
+
+/* ---- publish --------------------------------------------------------------- */
+
+/*
+ * Copies 1..EBUS_INLINE_MAX bytes with fixed-size moves (the last one
+ * overlapping when len is not a multiple), so the hot path calls no memcpy.
+ */
+_Static_assert(EBUS_INLINE_MAX >= 32 && EBUS_INLINE_MAX <= 48, "copy_small covers 1..48 bytes");
+static inline void copy_small(unsigned char *d, const unsigned char *src, size_t len)
+{
+	if (EBUS_LIKELY(len >= 16)) {
+		memcpy(d, src, 16);
+		if (len > 32)
+			memcpy(d + 16, src + 16, 16);
+		memcpy(d + len - 16, src + len - 16, 16);
+	} else if (len >= 8) {
+		memcpy(d, src, 8);
+		memcpy(d + len - 8, src + len - 8, 8);
+	} else if (len >= 4) {
+		memcpy(d, src, 4);
+		memcpy(d + len - 4, src + len - 4, 4);
+	} else if (len) {
+		d[0] = src[0];
+		d[len / 2] = src[len / 2];
+		d[len - 1] = src[len - 1];
+	}
+}
+
+static inline void slot_fill_inline(struct ebus_slot *s, struct ebus_topic_s *t, const void *data,
+                                    size_t len)
+{
+	s->topic = t;
+	s->len = (uint32_t)len;
+	s->kind = SLOT_INLINE;
+	copy_small(s->u.data, data, len);
+}
+
+/* Fills a reserved slot in the general case: a reference, an inline copy
+ * or an owned copy. EBUS_ERR_NOMEM leaves the slot uncommitted (nothing
+ * happened). */
+static int slot_fill(struct ebus *bus, struct ebus_slot *s, struct ebus_topic_s *t,
+                     const void *data, size_t len, bool by_ref, ebus_release_fn release,
+                     void *arg)
+{
+	if (EBUS_UNLIKELY(bus->timestamps)) /* same line as bus->state: no extra miss */
+		s->ts = ebus_now_ns();
+	if (!by_ref && EBUS_LIKELY(len <= EBUS_INLINE_MAX)) {
+		slot_fill_inline(s, t, data, len);
+		return EBUS_OK;
+	}
+	s->topic = t;
+	s->len = (uint32_t)len;
+	if (by_ref) {
+		s->kind = SLOT_REF;
+		s->u.ref.ptr = (void *)data;
+		s->u.ref.release = release;
+		s->u.ref.arg = arg;
+	} else {
+		void *copy = ebus_alloc(&bus->alloc, len, 16);
+		if (!copy)
+			return EBUS_ERR_NOMEM;
+		memcpy(copy, data, len);
+		s->kind = SLOT_OWNED;
+		s->u.ref.ptr = copy;
+	}
+	return EBUS_OK;
+}
+
+/* The lane is full: the publish's policy decides. */
+static int lane_full(struct ebus *bus, struct lane *lane, ebus_full_policy policy,
+                     struct ebus_slot **s)
+{
+	switch (policy ? policy : bus->policy) {
+	case EBUS_FULL_FAIL:
+		ctr_add(&lane->rejected_full, 1);
+		return EBUS_ERR_FULL;
+	case EBUS_FULL_DROP:
+		ctr_add(&lane->dropped_full, 1);
+		return EBUS_DROPPED;
+	default:
+		return ebus_exec_wait_space(bus->exec[lane->exec], lane,
+		                            ebus_deadline_after(bus->block_timeout_ns), s);
+	}
+}
+
+static void count_shutdown(struct ebus *bus)
+{
+	atomic_fetch_add_explicit(&bus->rejected_shutdown, 1, memory_order_relaxed);
+}
+
+/* The general asynchronous publish: every payload kind and full policy. */
+static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, bool by_ref,
+                         ebus_release_fn release, void *arg, ebus_full_policy policy)
+{
+	struct ebus *bus = t->bus;
+	struct producer *p = ebus_producer_get(bus);
+	struct lane *lane;
+	struct ebus_slot *s;
+	uint64_t *seq;
+	unsigned exec;
+	int rc = EBUS_OK;
+
+	if (EBUS_UNLIKELY(!p || !(seq = ebus_producer_seq(p, t))))
+		return EBUS_ERR_NOMEM;
+	/* Dekker with ebus_shutdown: announce, light fence, then look. */
+	atomic_store_explicit(&p->busy, 1, memory_order_relaxed);
+	ebus_fence_light();
+	if (EBUS_UNLIKELY(atomic_load_explicit(&bus->state, memory_order_relaxed) != BUS_OPEN)) {
+		count_shutdown(bus);
+		rc = EBUS_ERR_SHUTDOWN;
+		goto out;
+	}
+	exec = t->executor;
+	if (EBUS_UNLIKELY(t->flags & EBUS_TOPIC_UNORDERED)) {
+		/* Spread over the executors, round-robin per publishing thread. */
+		exec = p->spread;
+		p->spread = exec + 1 < bus->nexec ? exec + 1 : 0;
+	}
+	lane = p->lanes[exec];
+	if (EBUS_UNLIKELY(!lane) && !(lane = ebus_producer_lane(bus, p, exec))) {
+		rc = EBUS_ERR_NOMEM;
+		goto out;
+	}
+	s = ebus_lane_reserve(lane);
+	if (EBUS_UNLIKELY(!s) && (rc = lane_full(bus, lane, policy, &s)) != EBUS_OK) {
+		if (rc == EBUS_ERR_SHUTDOWN)
+			count_shutdown(bus);
+		else if (rc == EBUS_DROPPED)
+			++*seq; /* a dropped event leaves its gap (ebus_event_t.seq) */
+		ebus_topic_count_refused(t, rc);
+		goto out;
+	}
+	rc = slot_fill(bus, s, t, data, len, by_ref, release, arg);
+	if (rc)
+		goto out;
+	s->seq = ++*seq;
+	ebus_lane_commit(lane);
+	if (ebus_lane_needs_wake(lane))
+		ebus_lane_wake(lane);
+out:
+	atomic_store_explicit(&p->busy, 0, memory_order_release);
+	return rc;
+}
+
+static int publish(struct ebus_topic_s *t, const void *data, size_t len, bool by_ref,
+                   ebus_release_fn release, void *arg, ebus_full_policy policy)
+{
+	if (EBUS_UNLIKELY(!t || (!data && len)))
+		return EBUS_ERR_NULL;
+	if (EBUS_UNLIKELY(t->flags & TOPIC_RESERVED))
+		return EBUS_ERR_RESERVED;
+	if (EBUS_UNLIKELY(len > (by_ref ? UINT32_MAX : t->bus->max_payload)))
+		return EBUS_ERR_TOO_LARGE;
+	if (EBUS_UNLIKELY((unsigned)policy > EBUS_FULL_DROP))
+		return EBUS_ERR_CONFIG;
+	if (t->bus->sync)
+		return ebus_sync_publish(t, data, len, by_ref ? SLOT_REF : SLOT_INLINE, release, arg);
+	return publish_async(t, data, len, by_ref, release, arg, policy);
+}
+
+static __attribute__((noinline)) int publish_slow(struct ebus_topic_s *t, const void *data,
+                                                  size_t len)
+{
+	return publish(t, data, len, false, NULL, NULL, EBUS_FULL_DEFAULT);
+}
+
+/* Wakes a parked executor, then ends the publish call (busy = 0 only after
+ * the wake: shutdown, once it sees busy = 0, may stop and free the
+ * executor). Out of line, so the fast path saves no registers. */
+static __attribute__((noinline)) int publish_wake(struct lane *lane, struct producer *p)
+{
+	ebus_lane_wake(lane);
+	atomic_store_explicit(&p->busy, 0, memory_order_release);
+	return EBUS_OK;
+}
+
+/*
+ * The hot path, top to bottom: an inline payload on an open asynchronous
+ * bus whose calling thread already has its lane. The same steps as
+ * publish_async (busy flag and light fence for the shutdown Dekker,
+ * reserve, fill, commit, light fence and the park-word check), with no
+ * call on the way. Anything else (first publish of the thread, a full
+ * lane, a closing bus, a larger or empty payload, bad arguments, a
+ * synchronous bus, a topic with flags) goes the general way, from the
+ * start: nothing has been reserved when it bails out.
+ */
+int ebus_publish(ebus_topic_t *t, const void *data, size_t len)
+{
+	struct ebus *bus;
+	struct producer *p;
+	struct lane *lane;
+	struct ebus_slot *s;
+	uint64_t *seq;
+	unsigned pos;
+
+	if (EBUS_UNLIKELY(!t || !data))
+		return publish_slow(t, data, len);
+	bus = t->bus;
+	p = ebus_tls_last;
+	if (EBUS_UNLIKELY(len - 1 >= bus->fast_max || t->flags || !p || p->bus_id != bus->id ||
+	                  t->index >= p->nseq))
+		return publish_slow(t, data, len);
+	seq = &p->seq[t->index];
+	atomic_store_explicit(&p->busy, 1, memory_order_relaxed);
+	ebus_fence_light();
+	if (EBUS_UNLIKELY(atomic_load_explicit(&bus->state, memory_order_relaxed) != BUS_OPEN))
+		goto bail;
+	lane = p->lanes[t->executor];
+	if (EBUS_UNLIKELY(!lane) || EBUS_UNLIKELY(!ebus_lane_space(lane, &pos, 1)))
+		goto bail;
+	s = ebus_lane_slot(lane, pos);
+	slot_fill_inline(s, t, data, len);
+	s->seq = ++*seq;
+	ebus_lane_publish(lane, pos + 1);
+	if (ebus_lane_needs_wake(lane))
+		return publish_wake(lane, p);
+	atomic_store_explicit(&p->busy, 0, memory_order_release);
+	return EBUS_OK;
+bail:
+	atomic_store_explicit(&p->busy, 0, memory_order_release);
+	return publish_slow(t, data, len);
+}
+
+int ebus_publish_ex(ebus_topic_t *t, const void *data, size_t len, ebus_full_policy policy)
+{
+	return publish(t, data, len, false, NULL, NULL, policy);
+}
+
+int ebus_publish_ref(ebus_topic_t *t, void *data, size_t len, ebus_release_fn release, void *arg)
+{
+	return publish(t, data, len, true, release, arg, EBUS_FULL_DEFAULT);
+}
+
+int ebus_publish_internal(struct ebus_topic_s *t, const void *data, size_t len)
+{
+	if (t->bus->sync)
+		return ebus_sync_publish(t, data, len, SLOT_INLINE, NULL, NULL);
+	return publish_async(t, data, len, false, NULL, NULL, EBUS_FULL_DROP);
+}
+
+/*
+ * The calling thread's cache of topics it published to by name, so that a
+ * hit skips validation, the reserved-prefix check (an interned name passed
+ * both, and publish() refuses reserved topics) and the registry's read
+ * section. Two direct-mapped tables: by the address of the caller's name
+ * (a string literal, say: no hashing at all) and by the name's hash (a name
+ * built in a reused buffer). Either way the hit is confirmed by comparing
+ * the caller's bytes, NUL included, with the topic's own name: an address
+ * or a hash is only a hint. An entry is (bus id, topic): topics live as
+ * long as their bus and bus ids are never reused, so an entry of a
+ * destroyed bus only ever misses and is never dereferenced. The tables
+ * are allocated on a thread's first publish by name (calloc; none: no
+ * cache) and freed at its exit (a pthread key).
+ */
+#define NAME_CACHE 32u
+struct name_cache_entry {
+	uint64_t bus_id;
+	struct ebus_topic_s *t;
+	const char *name; /* by_addr only */
+};
+struct name_cache {
+	struct name_cache_entry by_addr[NAME_CACHE], by_hash[NAME_CACHE];
+};
+static _Thread_local struct name_cache *tls_names __attribute__((tls_model("initial-exec")));
+static pthread_key_t names_key;
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+static void names_free(void *p)
+{
+	free(p);
+	tls_names = NULL;
+}
+
+static void names_key_init(void)
+{
+	(void)pthread_key_create(&names_key, names_free);
+}
+
+static struct name_cache *names_get(void)
+{
+	struct name_cache *c = tls_names;
+	if (EBUS_LIKELY(c != NULL))
+		return c;
+	pthread_once(&names_once, names_key_init);
+	c = calloc(1, sizeof *c);
+	if (c && pthread_setspecific(names_key, c) != 0) {
+		free(c);
+		c = NULL;
+	}
+	tls_names = c;
+	return c;
+}
+
+static unsigned addr_slot(const char *name)
+{
+	return (unsigned)(((uintptr_t)name >> 3) ^ ((uintptr_t)name >> 11)) & (NAME_CACHE - 1);
+}
+
+/* The entry's topic, if it is this bus's (checked first: only then is the
+ * topic alive) and named exactly `name` (strcmp: the caller's string may be
+ * shorter than the topic's name). */
+static inline struct ebus_topic_s *addr_hit(const struct name_cache_entry *e,
+                                            const struct ebus *bus, const char *name)
+{
+	if (e->name != name || e->bus_id != bus->id || strcmp(e->t->name, name) != 0)
+		return NULL;
+	return e->t;
+}
+
+/* The same by hash, with the caller's length known (n bytes, then NUL). */
+static inline struct ebus_topic_s *hash_hit(const struct name_cache_entry *e,
+                                            const struct ebus *bus, const char *name, size_t n,
+                                            uint64_t hash)
+{
+	struct ebus_topic_s *t;
+	if (e->bus_id != bus->id)
+		return NULL;
+	t = e->t;
+	if (t->hash != hash || t->namelen != n || memcmp(t->name, name, n) != 0)
+		return NULL;
+	return t;
+}
+
+static void entry_set(struct name_cache_entry *e, const struct ebus *bus,
+                      struct ebus_topic_s *t, const char *name)
+{
+	e->bus_id = bus->id;
+	e->t = t;
+	e->name = name;
+}
+
+static void names_remember(struct ebus *bus, const char *name, uint64_t hash,
+                           struct ebus_topic_s *t)
+{
+	struct name_cache *c = names_get();
+	if (!c)
+		return;
+	entry_set(&c->by_addr[addr_slot(name)], bus, t, name);
+	entry_set(&c->by_hash[hash & (NAME_CACHE - 1)], bus, t, NULL);
+}
+
+/* The general way: validate, then find or intern (if a pattern matches). */
+static __attribute__((noinline)) int publish_name_slow(struct ebus *bus, const char *name,
+                                                       const void *data, size_t len)
+{
+	size_t n;
+	uint64_t hash;
+	struct ebus_topic_s *t;
+	int rc;
+
+	rc = ebus_topic_check(name, &n);
+	if (rc)
+		return rc;
+	if (ebus_name_reserved(name, n))
+		return EBUS_ERR_RESERVED;
+	hash = ebus_hash(name, n);
+	t = ebus_registry_find(&bus->reg, name, n, hash);
+	if (!t && (rc = ebus_subs_intern_matched(&bus->subs, name, n, hash, &t)) != EBUS_OK) {
+		if (rc == EBUS_ERR_SHUTDOWN)
+			count_shutdown(bus);
+		return rc;
+	}
+	if (t) {
+		names_remember(bus, name, hash, t);
+		return publish(t, data, len, false, NULL, NULL, EBUS_FULL_DEFAULT);
+	}
+	if (!data && len)
+		return EBUS_ERR_NULL;
+	if (len > bus->max_payload)
+		return EBUS_ERR_TOO_LARGE;
+	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN) {
+		count_shutdown(bus);
+		return EBUS_ERR_SHUTDOWN;
+	}
+	/* Never interned, so nobody can be subscribed: accepted and counted. */
+	atomic_fetch_add_explicit(&bus->unknown_name_drops, 1, memory_order_relaxed);
+	return EBUS_OK;
+}
+
+int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t len)
+{
+	struct name_cache *c = tls_names;
+	struct name_cache_entry *e;
+	struct ebus_topic_s *t;
+	uint64_t hash;
+	size_t n;
+
+	if (!bus || !name)
+		return EBUS_ERR_NULL;
+	if (EBUS_LIKELY(c != NULL)) {
+		e = &c->by_addr[addr_slot(name)];
+		if ((t = addr_hit(e, bus, name)))
+			return ebus_publish(t, data, len);
+		hash = ebus_hash_cstr(name, EBUS_TOPIC_MAX, &n);
+		if (n && n <= EBUS_TOPIC_MAX &&
+		    (t = hash_hit(&c->by_hash[hash & (NAME_CACHE - 1)], bus, name, n, hash))) {
+			entry_set(e, bus, t, name); /* this address, from now on */
+			return ebus_publish(t, data, len);
+		}
+	}
+	return publish_name_slow(bus, name, data, len);
+}
