@@ -44,7 +44,11 @@ measure() {
 	mkdir -p "$d"
 	valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$d/cg.%p" \
 		"$bin" "$1" "$2" "$3" >/dev/null 2>"$d/log" || { cat "$d/log" >&2; exit 1; }
-	[ "$2" = ring ] && loop=ring_publish_loop || loop=publish_loop
+	case "$1.$2" in
+	*.ring) loop=ring_publish_loop ;;
+	batch.*) loop=batch_loop ;;
+	*) loop=publish_loop ;;
+	esac
 	for f in "$d"/cg.*-*; do
 		local p t h
 		p=$(ir "$f" "$loop")
@@ -64,9 +68,9 @@ per_event() { # A1 A2 -> (A2 - A1) / (n2 - n1), one decimal
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 declare -A P C
-for sc in throughput fanout by-name; do
+for sc in throughput fanout by-name batch; do
 	for sys in ebus ring; do
-		[ "$sc" = by-name ] && [ "$sys" = ring ] && continue
+		case "$sc.$sys" in by-name.ring | batch.ring) continue ;; esac
 		echo "== callgrind: $sc $sys at $n1 and $n2 events" >&2
 		read -r p1 c1 < <(measure "$sc" "$sys" "$n1")
 		read -r p2 c2 < <(measure "$sc" "$sys" "$n2")
@@ -89,3 +93,4 @@ echo "| consumer: transport + dispatch, 4 subscribers | ${C[fanout.ebus]} | ${C[
 echo "| consumer: each extra subscriber | $extra_e | $extra_r | $(ratio "$extra_e" "$extra_r") |"
 echo "| both threads, 1 subscriber | $(awk -v a="${P[throughput.ebus]}" -v b="${C[throughput.ebus]}" 'BEGIN { printf "%.1f", a + b }') | $(awk -v a="${P[throughput.ring]}" -v b="${C[throughput.ring]}" 'BEGIN { printf "%.1f", a + b }') | $(ratio "$(awk -v a="${P[throughput.ebus]}" -v b="${C[throughput.ebus]}" 'BEGIN { print a + b }')" "$(awk -v a="${P[throughput.ring]}" -v b="${C[throughput.ring]}" 'BEGIN { print a + b }')") |"
 echo "| publisher by name (\`ebus_publish_name\`) | ${P[by-name.ebus]} | (\`ebus_publish\`: ${P[throughput.ebus]}) | $(ratio "${P[by-name.ebus]}" "${P[throughput.ebus]}") |"
+echo "| publisher, batches of 64 (\`ebus_publish_batch\`, per event) | ${P[batch.ebus]} | (\`ebus_publish\`: ${P[throughput.ebus]}) | $(ratio "${P[batch.ebus]}" "${P[throughput.ebus]}") |"

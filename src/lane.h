@@ -94,6 +94,8 @@ struct lane {
 	struct ck_ring ring __attribute__((aligned(EBUS_CL)));
 	/* producer-written, own line */
 	unsigned c_cache __attribute__((aligned(EBUS_CL))); /* c_head when last read */
+	unsigned batch_end; /* ebus_publish_batch: written up to here, not committed */
+	bool in_batch;      /* ebus_publish_batch: on this call's list of lanes */
 	ebus_ctr dropped_full;
 	ebus_ctr rejected_full;
 	ebus_ctr rejected_timeout;
@@ -130,17 +132,24 @@ struct lane {
  */
 /* Free slots from *head on (head: the producer's index), at least `want`
  * if there are: c_head is read again only when the cache shows fewer. */
-static inline unsigned ebus_lane_space(struct lane *l, unsigned *head, unsigned want)
+/* Free slots from position `pos` on (p_tail, or past it by what a batch
+ * wrote and has not committed yet), at least `want` if there are: c_head
+ * is read again only when the cache shows fewer. */
+static inline unsigned ebus_lane_room(struct lane *l, unsigned pos, unsigned want)
 {
-	unsigned p = __atomic_load_n(&l->ring.p_tail, __ATOMIC_RELAXED);
-	unsigned room = l->ring.mask - (p - l->c_cache);
-	*head = p;
+	unsigned room = l->ring.mask - (pos - l->c_cache);
 	if (EBUS_UNLIKELY(room < want)) {
 		l->c_cache = __atomic_load_n(&l->ring.c_head, __ATOMIC_ACQUIRE);
 		EBUS_TSAN_ACQUIRE(&l->ring.c_head); /* the consumer is done with those slots */
-		room = l->ring.mask - (p - l->c_cache);
+		room = l->ring.mask - (pos - l->c_cache);
 	}
 	return room;
+}
+
+static inline unsigned ebus_lane_space(struct lane *l, unsigned *head, unsigned want)
+{
+	*head = __atomic_load_n(&l->ring.p_tail, __ATOMIC_RELAXED);
+	return ebus_lane_room(l, *head, want);
 }
 
 static inline struct ebus_slot *ebus_lane_slot(struct lane *l, unsigned pos)

@@ -249,6 +249,301 @@ int ebus_publish_internal(struct ebus_topic_s *t, const void *data, size_t len)
 	return publish_async(t, data, len, false, NULL, NULL, EBUS_FULL_DROP);
 }
 
+/* ---- batches ---------------------------------------------------------------- */
+
+/*
+ * ebus_publish_batch writes each lane's events past its p_tail and commits
+ * every lane once at the end, so until something is committed the batch
+ * can be undone. Messages are checked as they are reached (a topic once
+ * per run of it); a bad one before any commit undoes the batch, so bad
+ * input changes nothing. A lane found full commits everything written so
+ * far (so that executors drain it and nothing of this batch waits behind a
+ * blocked publish), and before that the rest of the batch is checked:
+ * from then on only a failed copy (EBUS_ERR_NOMEM) or the full-lane policy
+ * can stop it, and those report how many were accepted.
+ */
+
+/* Which check a message fails (the slow half of the checks). */
+static int msg_error(const struct ebus *bus, const ebus_msg_t *m)
+{
+	if (!m->topic || (!m->data && m->len))
+		return EBUS_ERR_NULL;
+	if (m->topic->bus != bus)
+		return EBUS_ERR_BUS_MISMATCH;
+	if (m->topic->flags & TOPIC_RESERVED)
+		return EBUS_ERR_RESERVED;
+	return EBUS_ERR_TOO_LARGE;
+}
+
+static inline bool msg_bad(const struct ebus *bus, const ebus_msg_t *m)
+{
+	const struct ebus_topic_s *t = m->topic;
+	return !t || t->bus != bus || (t->flags & TOPIC_RESERVED) || (!m->data && m->len) ||
+	       m->len > bus->max_payload;
+}
+
+struct batch {
+	struct ebus *bus;
+	struct producer *p;
+	ebus_full_policy policy;
+	bool committed; /* something is visible: no undo from here on */
+	unsigned nl;
+	struct lane *lanes[EBUS_MAX_EXECUTORS]; /* written, in first-use order */
+};
+
+/* Checks msgs[0..n) and grows the sequence table for them (slow path:
+ * before the first commit). */
+static int batch_check_rest(struct batch *b, const ebus_msg_t *m, size_t n)
+{
+	uint32_t mx = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (msg_bad(b->bus, &m[i]))
+			return msg_error(b->bus, &m[i]);
+		mx = m[i].topic->index > mx ? m[i].topic->index : mx;
+	}
+	if (mx >= b->p->nseq)
+		return ebus_producer_seq_grow(b->p, mx);
+	return EBUS_OK;
+}
+
+/* Commits what the batch wrote to each of its lanes (one p_tail store per
+ * lane) and wakes their executors if parked. `last`: the lanes leave the
+ * batch's list. */
+static void batch_commit(struct batch *b, bool last)
+{
+	for (unsigned i = 0; i < b->nl; i++) {
+		struct lane *l = b->lanes[i];
+		unsigned p = __atomic_load_n(&l->ring.p_tail, __ATOMIC_RELAXED);
+		if (l->batch_end != p) {
+			if (EBUS_UNLIKELY(b->bus->timestamps)) /* one clock read per commit */
+				for (uint64_t ts = ebus_now_ns(); p != l->batch_end; p++)
+					ebus_lane_slot(l, p)->ts = ts;
+			ebus_lane_publish(l, l->batch_end);
+			if (ebus_lane_needs_wake(l))
+				ebus_lane_wake(l);
+			b->committed = true;
+		}
+		if (last)
+			l->in_batch = false;
+	}
+}
+
+/* Undoes an uncommitted batch: msgs[0..n) were written (their numbers
+ * taken, owned copies made); nothing of it was visible. */
+static __attribute__((noinline)) void batch_undo(struct batch *b, const ebus_msg_t *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		b->p->seq[m[i].topic->index]--;
+	for (unsigned i = 0; i < b->nl; i++) {
+		struct lane *l = b->lanes[i];
+		unsigned p = __atomic_load_n(&l->ring.p_tail, __ATOMIC_RELAXED);
+		for (; p != l->batch_end; p++) {
+			struct ebus_slot *s = ebus_lane_slot(l, p);
+			if (s->kind == SLOT_OWNED)
+				ebus_free(&b->bus->alloc, s->u.ref.ptr, s->len);
+		}
+		l->batch_end = __atomic_load_n(&l->ring.p_tail, __ATOMIC_RELAXED);
+		l->in_batch = false;
+	}
+	b->nl = 0;
+}
+
+/* The batch's lane to executor `exec` (created on first use); its write
+ * position is lane->batch_end. NULL: out of memory. */
+static struct lane *batch_lane(struct batch *b, unsigned exec)
+{
+	struct lane *l = b->p->lanes[exec];
+	if (EBUS_UNLIKELY(!l) && !(l = ebus_producer_lane(b->bus, b->p, exec)))
+		return NULL;
+	if (!l->in_batch) {
+		l->in_batch = true;
+		l->batch_end = __atomic_load_n(&l->ring.p_tail, __ATOMIC_RELAXED);
+		b->lanes[b->nl++] = l;
+	}
+	return l;
+}
+
+/* No room at the lane's write position (lane->batch_end): check the rest
+ * of the batch (msgs[i..n)) if nothing is committed yet, commit, then the
+ * policy. EBUS_OK: there is a slot now. */
+static __attribute__((noinline)) int batch_full(struct batch *b, struct lane *lane,
+                                                const ebus_msg_t *m, size_t left)
+{
+	struct ebus_slot *s;
+	int rc;
+	if (!b->committed && (rc = batch_check_rest(b, m, left)) != EBUS_OK)
+		return rc;
+	batch_commit(b, false);
+	b->committed = true;
+	rc = lane_full(b->bus, lane, b->policy, &s);
+	if (rc == EBUS_ERR_SHUTDOWN)
+		count_shutdown(b->bus);
+	if (rc != EBUS_OK)
+		ebus_topic_count_refused(m->topic, rc);
+	return rc;
+}
+
+/*
+ * The loop. Per message: the topic compared with the previous one (a new
+ * topic is checked, and its executor, lane and sequence number are looked
+ * up, once per run), the length checked, the slot filled. The current
+ * lane's write position, room and the run's sequence number stay in
+ * registers.
+ */
+static int batch_async(struct batch *b, const ebus_msg_t *msgs, size_t n, size_t *accepted)
+{
+	struct ebus *bus = b->bus;
+	struct producer *p = b->p;
+	/* t: the current message's topic; run: what the next message's topic
+	 * is compared with (no topic at all after an unordered one, whose next
+	 * event goes to the next executor) */
+	static const char no_run;
+	struct ebus_topic_s *t = NULL;
+	const void *run = &no_run;
+	struct lane *lane = NULL;
+	struct ebus_slot *buf = NULL;
+	const ebus_msg_t *m = msgs, *end = msgs + n;
+	uint64_t seq = 0, *seqp = NULL;
+	size_t inline_max = bus->max_payload < EBUS_INLINE_MAX ? bus->max_payload : EBUS_INLINE_MAX;
+	size_t dropped = 0;
+	unsigned pos = 0, limit = 0, mask = 0; /* the lane's write position; room up to limit */
+	int rc = EBUS_OK;
+
+	for (; m != end; m++) {
+		struct ebus_slot *s;
+		size_t len = m->len;
+		if (EBUS_UNLIKELY((const void *)m->topic != run)) {
+			unsigned exec;
+			if (seqp)
+				*seqp = seq;
+			run = t = m->topic;
+			if (EBUS_UNLIKELY(!t || t->bus != bus || (t->flags & TOPIC_RESERVED))) {
+				rc = msg_error(bus, m);
+				break;
+			}
+			if (EBUS_UNLIKELY(t->index >= p->nseq) &&
+			    (rc = ebus_producer_seq_grow(p, t->index)) != EBUS_OK)
+				break;
+			seqp = &p->seq[t->index];
+			seq = *seqp;
+			exec = t->executor;
+			if (EBUS_UNLIKELY(t->flags & EBUS_TOPIC_UNORDERED)) {
+				exec = p->spread;
+				p->spread = exec + 1 < bus->nexec ? exec + 1 : 0;
+				run = &no_run;
+			}
+			if (!lane || exec != lane->exec) {
+				if (lane)
+					lane->batch_end = pos;
+				if (!(lane = batch_lane(b, exec))) {
+					rc = EBUS_ERR_NOMEM;
+					break;
+				}
+				buf = lane->buf;
+				mask = lane->ring.mask;
+				pos = lane->batch_end;
+				limit = pos + (mask - (pos - lane->c_cache));
+			}
+		}
+		if (EBUS_UNLIKELY(pos == limit)) {
+			unsigned room = ebus_lane_room(lane, pos, 1);
+			if (room == 0) {
+				lane->batch_end = pos;
+				*seqp = seq;
+				rc = batch_full(b, lane, m, (size_t)(end - m)); /* commits: pos is p_tail now */
+				seqp = &p->seq[t->index];                      /* the table may have grown */
+				if (rc == EBUS_DROPPED) {
+					seq = ++*seqp; /* the gap of a drop */
+					dropped++;
+					rc = EBUS_OK;
+					goto next;
+				}
+				if (rc != EBUS_OK)
+					break;
+				room = ebus_lane_room(lane, pos, 1); /* at least the slot lane_full found */
+			}
+			limit = pos + room;
+		}
+		s = &buf[pos & mask];
+		if (EBUS_LIKELY(len - 1 < inline_max) && EBUS_LIKELY(m->data != NULL)) {
+			slot_fill_inline(s, t, m->data, len);
+		} else if (EBUS_UNLIKELY(msg_bad(bus, m))) {
+			rc = msg_error(bus, m);
+			break;
+		} else if ((rc = slot_fill(bus, s, t, m->data, len, false, NULL, NULL)) != EBUS_OK) {
+			break;
+		}
+		s->seq = ++seq;
+		pos++;
+	next:;
+	}
+	if (seqp)
+		*seqp = seq;
+	if (lane)
+		lane->batch_end = pos;
+	*accepted = (size_t)(m - msgs) - dropped;
+	if (rc != EBUS_OK && !b->committed) {
+		/* Bad input or out of memory before anything was visible. */
+		batch_undo(b, msgs, *accepted);
+		*accepted = 0;
+	}
+	batch_commit(b, true);
+	return rc == EBUS_OK && dropped ? EBUS_DROPPED : rc;
+}
+
+int ebus_publish_batch(const ebus_msg_t *msgs, size_t n, ebus_full_policy policy,
+                       size_t *accepted)
+{
+	struct ebus *bus;
+	struct batch b;
+	size_t ok = 0;
+	int rc = EBUS_OK;
+
+	if (accepted)
+		*accepted = 0;
+	if (n == 0)
+		return EBUS_OK;
+	if (!msgs || !msgs[0].topic)
+		return EBUS_ERR_NULL;
+	if ((unsigned)policy > EBUS_FULL_DROP)
+		return EBUS_ERR_CONFIG;
+	bus = msgs[0].topic->bus;
+	if (bus->sync) {
+		for (size_t i = 0; i < n; i++)
+			if (msg_bad(bus, &msgs[i]))
+				return msg_error(bus, &msgs[i]);
+		for (size_t i = 0; i < n && rc == EBUS_OK; i++) {
+			rc = ebus_sync_publish(msgs[i].topic, msgs[i].data, msgs[i].len, SLOT_INLINE,
+			                       NULL, NULL);
+			ok += rc == EBUS_OK;
+		}
+		goto out;
+	}
+	b.bus = bus;
+	b.policy = policy;
+	b.committed = false;
+	b.nl = 0;
+	if (!(b.p = ebus_producer_get(bus)))
+		return EBUS_ERR_NOMEM;
+	/* Dekker with ebus_shutdown, once for the batch (as publish_async). */
+	atomic_store_explicit(&b.p->busy, 1, memory_order_relaxed);
+	ebus_fence_light();
+	if (EBUS_UNLIKELY(atomic_load_explicit(&bus->state, memory_order_relaxed) != BUS_OPEN)) {
+		rc = batch_check_rest(&b, msgs, n); /* bad input first, as ebus_publish */
+		if (rc == EBUS_OK) {
+			count_shutdown(bus);
+			rc = EBUS_ERR_SHUTDOWN;
+		}
+	} else {
+		rc = batch_async(&b, msgs, n, &ok);
+	}
+	atomic_store_explicit(&b.p->busy, 0, memory_order_release);
+out:
+	if (accepted)
+		*accepted = ok;
+	return rc;
+}
+
 /*
  * The calling thread's cache of topics it published to by name, so that a
  * hit skips validation, the reserved-prefix check (an interned name passed

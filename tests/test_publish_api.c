@@ -50,9 +50,12 @@ static void rec_fini(recorder *r)
 	pthread_mutex_destroy(&r->m);
 }
 
-/* Payload bytes derived from (value, len): byte i is a mix of both. */
+/* Payload bytes derived from (value, len): byte i is a mix of both; a
+ * payload of 8 bytes or more starts with the value itself. */
 static void fill_payload(unsigned char *p, uint64_t value, size_t len)
 {
+	if (len < 8)
+		value = len; /* what rec_handler takes as the value of a short payload */
 	for (size_t i = 0; i < len; i++)
 		p[i] = (unsigned char)(tu_mix3(value, len, i) & 0xff);
 	if (len >= 8)
@@ -473,6 +476,374 @@ static void eob_invariant(void)
 	rec_fini(&r);
 }
 
+/* ---- batch publish ------------------------------------------------------------ */
+
+/* Payload sizes a batch mixes: empty, inline, the first size past inline, larger. */
+static const size_t batch_sizes[] = {0, 1, 8, EBUS_INLINE_MAX, EBUS_INLINE_MAX + 1, 200, 4096};
+#define NSIZES (sizeof batch_sizes / sizeof batch_sizes[0])
+
+/* Builds n messages over `nt` topics: message i goes to topic i % nt
+ * (or i / run % nt when run > 1) with value i and a size from the table. */
+static unsigned char *batch_build(ebus_msg_t *m, size_t n, ebus_topic_t **t, unsigned nt,
+                                  size_t run)
+{
+	size_t total = 0, off = 0;
+	unsigned char *buf;
+	for (size_t i = 0; i < n; i++)
+		total += batch_sizes[i % NSIZES] + 8;
+	buf = malloc(total + 1);
+	CHECK(buf != NULL);
+	for (size_t i = 0; i < n; i++) {
+		size_t len = batch_sizes[i % NSIZES];
+		fill_payload(buf + off, i, len);
+		m[i].topic = t[(run > 1 ? i / run : i) % nt];
+		m[i].data = len ? buf + off : NULL;
+		m[i].len = len;
+		off += len + 8;
+	}
+	return buf;
+}
+
+/* The recorder saw topic `t`'s messages of m, in order, each once, with
+ * the right bytes and consecutive sequence numbers from `seq0` + 1. */
+static void check_topic_order(recorder *r, const ebus_msg_t *m, size_t n, ebus_topic_t *t,
+                              uint64_t seq0)
+{
+	size_t k = 0;
+	uint64_t seq = seq0;
+	for (size_t i = 0; i < n; i++) {
+		if (m[i].topic != t)
+			continue;
+		while (k < r->n && r->ev[k].topic != t)
+			k++;
+		CHECK(k < r->n);
+		CHECK_EQ_U64(r->ev[k].len, m[i].len);
+		if (m[i].len >= 8)
+			CHECK_EQ_U64(r->ev[k].value, i);
+		CHECK(r->ev[k].bytes_ok);
+		CHECK_EQ_U64(r->ev[k].seq, ++seq);
+		k++;
+	}
+}
+
+static void batch_order(int sync)
+{
+	enum { N = 700, NT = 5 };
+	ebus_t *bus = bus_new(3, 64, EBUS_FULL_BLOCK, sync);
+	ebus_topic_t *t[NT];
+	ebus_msg_t *m = calloc(N, sizeof *m);
+	recorder r;
+	size_t accepted = 12345;
+	CHECK(m != NULL);
+	rec_init(&r, 2 * N);
+	for (unsigned i = 0; i < NT; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "batch.t%u", i);
+		CHECK_OK(ebus_topic(bus, name, &t[i]));
+	}
+	CHECK_OK(ebus_subscribe_pattern(bus, "batch.>", rec_handler, &r, EBUS_SUB_CONCURRENT, &sid_));
+	unsigned char *buf = batch_build(m, N, t, NT, 1);
+	/* a single publish first: the batch's numbers follow it */
+	CHECK_OK(ebus_publish(t[0], "x", 1));
+	CHECK_OK(ebus_publish_batch(m, N, EBUS_FULL_DEFAULT, &accepted));
+	CHECK_EQ_U64(accepted, N);
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), N + 1);
+	CHECK_EQ_U64(tu_stats(bus).published, N + 1);
+	/* per topic: the batch's order; topic 0 after its single event */
+	for (unsigned i = 0; i < NT; i++) {
+		if (i == 0) { /* take the single event out of the way */
+			size_t k = 0;
+			while (r.ev[k].topic != t[0])
+				k++;
+			CHECK_EQ_U64(r.ev[k].seq, 1);
+			CHECK_EQ_U64(r.ev[k].len, 1);
+			r.ev[k].topic = NULL;
+		}
+		check_topic_order(&r, m, N, t[i], i == 0 ? 1 : 0);
+	}
+	ebus_destroy(bus);
+	rec_fini(&r);
+	free(buf);
+	free(m);
+}
+static void batch_order_async(void) { batch_order(0); }
+static void batch_order_sync(void) { batch_order(1); }
+
+/* One p_tail store per lane: a batch published while the executor is held
+ * becomes visible at once, so the executor takes it as one batch and only
+ * its last event ends a run. */
+static void batch_one_store(void)
+{
+	enum { N = 20 };
+	ebus_t *bus = bus_new(1, 64, EBUS_FULL_BLOCK, 0);
+	ebus_topic_t *hold, *t;
+	recorder r;
+	tu_gate gate;
+	ebus_msg_t m[N];
+	uint64_t v[N];
+	tu_gate_init(&gate);
+	rec_init(&r, N + 1);
+	r.gate = &gate;
+	CHECK_OK(ebus_topic(bus, "one.hold", &hold));
+	CHECK_OK(ebus_topic(bus, "one.t", &t));
+	CHECK_OK(ebus_subscribe_pattern(bus, "one.*", rec_handler, &r, 0, &sid_));
+	CHECK_OK(ebus_publish(hold, "h", 1));
+	tu_gate_wait_entered(&gate, 1);
+	for (unsigned i = 0; i < N; i++) {
+		v[i] = i;
+		m[i] = (ebus_msg_t){t, &v[i], sizeof v[i]};
+	}
+	CHECK_OK(ebus_publish_batch(m, N, EBUS_FULL_FAIL, NULL));
+	tu_gate_open(&gate);
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), N + 1);
+	for (unsigned i = 0; i < N; i++) {
+		CHECK_EQ_U64(r.ev[i + 1].value, i);
+		CHECK_EQ_INT(!!(r.ev[i + 1].flags & EBUS_EV_END_OF_BATCH), i == N - 1);
+	}
+	ebus_destroy(bus);
+	rec_fini(&r);
+	tu_gate_destroy(&gate);
+}
+
+/* Bad input changes nothing: no event, no counter, *accepted 0. */
+static void batch_bad_input(void)
+{
+	ebus_t *bus = bus_new(2, 0, EBUS_FULL_BLOCK, 0), *other = bus_new(1, 0, EBUS_FULL_BLOCK, 0);
+	ebus_topic_t *t, *u, *o, *meta;
+	recorder r;
+	size_t acc = 99;
+	uint64_t v = 5;
+	static unsigned char big[(1u << 20) + 1];
+	rec_init(&r, 8);
+	CHECK_OK(ebus_topic(bus, "bad.t", &t));
+	CHECK_OK(ebus_topic(bus, "bad.u", &u));
+	CHECK_OK(ebus_topic(other, "bad.o", &o));
+	CHECK_OK(ebus_topic(bus, "$ebus.custom", &meta));
+	CHECK_OK(ebus_subscribe_pattern(bus, "bad.*", rec_handler, &r, EBUS_SUB_CONCURRENT, &sid_));
+	ebus_msg_t good = {t, &v, sizeof v};
+	struct {
+		ebus_msg_t bad;
+		int rc;
+	} cases[] = {
+		{{NULL, &v, sizeof v}, EBUS_ERR_NULL},
+		{{u, NULL, 4}, EBUS_ERR_NULL},
+		{{o, &v, sizeof v}, EBUS_ERR_BUS_MISMATCH},
+		{{meta, &v, sizeof v}, EBUS_ERR_RESERVED},
+		{{u, big, sizeof big}, EBUS_ERR_TOO_LARGE},
+	};
+	for (unsigned c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		ebus_msg_t m[3] = {good, good, cases[c].bad}; /* the bad one last */
+		acc = 99;
+		CHECK_EQ_INT(ebus_publish_batch(m, 3, EBUS_FULL_DEFAULT, &acc), cases[c].rc);
+		CHECK_EQ_U64(acc, 0);
+	}
+	/* after an unordered topic (looked up again for every event) */
+	ebus_topic_t *un;
+	CHECK_OK(ebus_topic_ex(bus, "bad.unordered", -1, EBUS_TOPIC_UNORDERED, &un));
+	{
+		ebus_msg_t m[4] = {{un, &v, sizeof v}, {un, &v, sizeof v}, {NULL, &v, sizeof v}, good};
+		CHECK_EQ_INT(ebus_publish_batch(m, 4, EBUS_FULL_DEFAULT, &acc), EBUS_ERR_NULL);
+		CHECK_EQ_U64(acc, 0);
+	}
+	ebus_msg_t m1[1] = {good};
+	CHECK_EQ_INT(ebus_publish_batch(NULL, 2, EBUS_FULL_DEFAULT, &acc), EBUS_ERR_NULL);
+	CHECK_EQ_INT(ebus_publish_batch(m1, 1, (ebus_full_policy)17, &acc), EBUS_ERR_CONFIG);
+	CHECK_EQ_U64(acc, 0);
+	CHECK_OK(ebus_publish_batch(NULL, 0, EBUS_FULL_DEFAULT, &acc)); /* nothing to do */
+	CHECK_EQ_U64(acc, 0);
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), 0);
+	CHECK_EQ_U64(tu_stats(bus).published, 0);
+	CHECK_EQ_U64(tu_stats(other).published, 0);
+	/* the same message alone is fine, and numbered 1: the bad calls took none */
+	CHECK_OK(ebus_publish_batch(m1, 1, EBUS_FULL_DEFAULT, &acc));
+	CHECK_EQ_U64(acc, 1);
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), 1);
+	CHECK_EQ_U64(r.ev[0].seq, 1);
+	CHECK_OK(ebus_shutdown(bus, EBUS_SHUTDOWN_DRAIN));
+	CHECK_EQ_INT(ebus_publish_batch(m1, 1, EBUS_FULL_DEFAULT, &acc), EBUS_ERR_SHUTDOWN);
+	CHECK_EQ_U64(acc, 0);
+	ebus_destroy(bus);
+	ebus_destroy(other);
+	rec_fini(&r);
+}
+
+/* A lane that fills mid-batch: FAIL stops at the first event that does not
+ * fit (everything before it delivered, nothing after); DROP drops each
+ * event that does not fit, with its number (gaps), and goes on; BLOCK
+ * waits and delivers everything. */
+static void batch_full(ebus_full_policy policy)
+{
+	enum { N = 60 };
+	ebus_t *bus = bus_new(1, 8, EBUS_FULL_BLOCK, 0);
+	ebus_topic_t *t;
+	recorder r;
+	tu_gate gate;
+	ebus_msg_t m[N];
+	uint64_t v[N];
+	size_t acc = 0;
+	int rc;
+	tu_gate_init(&gate);
+	rec_init(&r, N + 1);
+	r.gate = policy == EBUS_FULL_BLOCK ? NULL : &gate;
+	CHECK_OK(ebus_topic(bus, "full.t", &t));
+	CHECK_OK(ebus_subscribe(t, rec_handler, &r, &sid_));
+	if (r.gate) {
+		uint64_t h = 1000;
+		CHECK_OK(ebus_publish(t, &h, sizeof h));
+		tu_gate_wait_entered(&gate, 1);
+	}
+	for (unsigned i = 0; i < N; i++) {
+		v[i] = i;
+		m[i] = (ebus_msg_t){t, &v[i], sizeof v[i]};
+	}
+	rc = ebus_publish_batch(m, N, policy, &acc);
+	tu_gate_open(&gate);
+	CHECK_OK(ebus_flush(bus, 0));
+	ebus_stats_t st = tu_stats(bus);
+	if (policy == EBUS_FULL_FAIL) {
+		CHECK_EQ_INT(rc, EBUS_ERR_FULL);
+		CHECK(acc > 0 && acc < N);
+		CHECK_EQ_U64(rec_count(&r), acc + 1);
+		for (size_t k = 0; k < acc; k++) {
+			CHECK_EQ_U64(r.ev[k + 1].value, k);
+			CHECK_EQ_U64(r.ev[k + 1].seq, k + 2);
+		}
+		CHECK_EQ_U64(st.rejected_full, 1);
+	} else if (policy == EBUS_FULL_DROP) {
+		uint64_t prev = 1;
+		CHECK_EQ_INT(rc, EBUS_DROPPED);
+		CHECK(acc > 0 && acc < N);
+		CHECK_EQ_U64(rec_count(&r), acc + 1);
+		CHECK_EQ_U64(st.dropped_full, N - acc);
+		for (size_t k = 0; k < acc; k++) { /* value i has number i + 2: gaps are the drops */
+			CHECK_EQ_U64(r.ev[k + 1].seq, r.ev[k + 1].value + 2);
+			CHECK(r.ev[k + 1].seq > prev);
+			prev = r.ev[k + 1].seq;
+		}
+	} else {
+		CHECK_OK(rc);
+		CHECK_EQ_U64(acc, N);
+		CHECK_EQ_U64(rec_count(&r), N);
+		for (size_t k = 0; k < N; k++)
+			CHECK_EQ_U64(r.ev[k].value, k);
+	}
+	ebus_destroy(bus);
+	rec_fini(&r);
+	tu_gate_destroy(&gate);
+}
+static void batch_full_fail(void) { batch_full(EBUS_FULL_FAIL); }
+static void batch_full_drop(void) { batch_full(EBUS_FULL_DROP); }
+static void batch_full_block(void) { batch_full(EBUS_FULL_BLOCK); }
+
+/* An unordered topic in a batch: spread over the executors, every event
+ * exactly once, numbers 1..N. */
+static void batch_unordered(void)
+{
+	enum { N = 500 };
+	ebus_t *bus = bus_new(3, 16, EBUS_FULL_BLOCK, 0);
+	ebus_topic_t *un, *t;
+	recorder r;
+	ebus_msg_t m[N];
+	uint64_t v[N];
+	unsigned char seen[N + 1] = {0};
+	size_t acc, nun = 0;
+	rec_init(&r, N);
+	CHECK_OK(ebus_topic_ex(bus, "bu.un", -1, EBUS_TOPIC_UNORDERED, &un));
+	CHECK_OK(ebus_topic(bus, "bu.t", &t));
+	CHECK_OK(ebus_subscribe_ex(un, rec_handler, &r, EBUS_SUB_CONCURRENT, &sid_));
+	for (unsigned i = 0; i < N; i++) {
+		v[i] = i;
+		m[i] = (ebus_msg_t){i % 5 == 4 ? t : un, &v[i], sizeof v[i]};
+		nun += i % 5 != 4;
+	}
+	CHECK_OK(ebus_publish_batch(m, N, EBUS_FULL_BLOCK, &acc));
+	CHECK_EQ_U64(acc, N);
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), nun);
+	for (size_t k = 0; k < nun; k++) {
+		CHECK(r.ev[k].seq >= 1 && r.ev[k].seq <= nun && !seen[r.ev[k].seq]);
+		seen[r.ev[k].seq] = 1;
+		CHECK(r.ev[k].value % 5 != 4);
+	}
+	ebus_destroy(bus);
+	rec_fini(&r);
+}
+
+/* Several threads publish batches over shared topics on several executors:
+ * per (topic, source) the numbers run 1..n in order, every event once. */
+struct bt_arg {
+	ebus_topic_t **t;
+	unsigned nt, id;
+	uint64_t rounds;
+};
+static void *batch_thread(void *arg)
+{
+	struct bt_arg *a = arg;
+	ebus_msg_t m[64];
+	uint64_t v[64];
+	for (uint64_t r = 0; r < a->rounds; r++) {
+		unsigned n = 1 + (unsigned)(tu_mix3(a->id, r, 1) % 64);
+		for (unsigned i = 0; i < n; i++) {
+			unsigned k = (unsigned)(tu_mix3(a->id, r, i) % a->nt);
+			v[i] = (uint64_t)a->id << 56 | (uint64_t)k << 48 | (r * 64 + i);
+			m[i] = (ebus_msg_t){a->t[k], &v[i], sizeof v[i]};
+		}
+		size_t acc;
+		CHECK_OK(ebus_publish_batch(m, n, EBUS_FULL_BLOCK, &acc));
+		CHECK_EQ_U64(acc, n);
+	}
+	return NULL;
+}
+
+static void batch_threads(void)
+{
+	enum { NT = 6, TH = 3 };
+	uint64_t rounds = tu_param("EBUS_STRESS_BATCH_ROUNDS", 300, 20000);
+	ebus_t *bus = bus_new(3, 64, EBUS_FULL_BLOCK, 0);
+	ebus_topic_t *t[NT];
+	recorder r;
+	pthread_t th[TH];
+	struct bt_arg args[TH];
+	uint64_t next[TH][NT] = {{0}}, lastv[TH][NT];
+	rec_init(&r, rounds * 64 * TH);
+	for (unsigned i = 0; i < NT; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "bt.%u", i);
+		CHECK_OK(ebus_topic(bus, name, &t[i]));
+	}
+	CHECK_OK(ebus_subscribe_pattern(bus, "bt.*", rec_handler, &r, EBUS_SUB_CONCURRENT, &sid_));
+	for (unsigned i = 0; i < TH; i++) {
+		args[i] = (struct bt_arg){t, NT, i, rounds};
+		tu_thread_create(&th[i], batch_thread, &args[i]);
+	}
+	for (unsigned i = 0; i < TH; i++)
+		tu_thread_join(th[i]);
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK(r.n <= r.cap);
+	for (size_t k = 0; k < r.n; k++) {
+		unsigned id = (unsigned)(r.ev[k].value >> 56), tk = (unsigned)(r.ev[k].value >> 48) & 0xff;
+		CHECK(id < TH && tk < NT);
+		CHECK(r.ev[k].topic == t[tk]);
+		CHECK_EQ_U64(r.ev[k].seq, ++next[id][tk]);
+		if (next[id][tk] > 1)
+			CHECK(r.ev[k].value > lastv[id][tk]);
+		lastv[id][tk] = r.ev[k].value;
+	}
+	uint64_t total = 0;
+	for (unsigned i = 0; i < TH; i++)
+		for (unsigned k = 0; k < NT; k++)
+			total += next[i][k];
+	CHECK_EQ_U64(total, r.n);
+	CHECK_EQ_U64(tu_stats(bus).published, r.n);
+	printf("    %zu events in batches\n", r.n);
+	ebus_destroy(bus);
+	rec_fini(&r);
+}
+
 int main(void)
 {
 	printf("test_publish_api (%s tier)\n", tu_tier_name());
@@ -488,5 +859,14 @@ int main(void)
 	TU_RUN(seq_unordered);
 	TU_RUN(eob_runs);
 	TU_RUN(eob_invariant);
+	TU_RUN(batch_order_async);
+	TU_RUN(batch_order_sync);
+	TU_RUN(batch_one_store);
+	TU_RUN(batch_bad_input);
+	TU_RUN(batch_full_fail);
+	TU_RUN(batch_full_drop);
+	TU_RUN(batch_full_block);
+	TU_RUN(batch_unordered);
+	TU_RUN(batch_threads);
 	return tu_finish("test_publish_api");
 }

@@ -98,7 +98,10 @@ extern "C" {
 	X(EBUS_ERR_EMPTY, 27, "no event is available (poll)")                           \
 	X(EBUS_ERR_BUFFER, 28, "buffer too small for the event; the size needed is reported") \
 	X(EBUS_ERR_FLAGS, 29, "unknown flag bits")                                       \
-	X(EBUS_ERR_UNSUPPORTED, 30, "not supported by this bus (synchronous mode or a disabled feature)")
+	X(EBUS_ERR_UNSUPPORTED, 30, "not supported by this bus (synchronous mode or a disabled feature)") \
+	X(EBUS_ERR_BUS_MISMATCH, 31, "the topics of one call belong to different buses")  \
+	X(EBUS_ERR_CLAIM_OPEN, 32, "this thread holds an open claim on that lane: commit or abort it first") \
+	X(EBUS_ERR_NO_CLAIM, 33, "no open claim (already committed or aborted, or never made)")
 
 typedef enum ebus_err {
 #define EBUS_ERR_ENUM_(name, value, text) name = value,
@@ -440,6 +443,45 @@ EBUS_API int ebus_publish_ex(ebus_topic_t *topic, const void *data, size_t len,
  * Ownership: as ebus_publish; name is not kept.
  */
 EBUS_API int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t len);
+
+/* One event of a batch: the arguments of ebus_publish. */
+typedef struct ebus_msg {
+	ebus_topic_t *topic;
+	const void *data; /* may be NULL when len == 0 */
+	size_t len;
+} ebus_msg_t;
+
+/*
+ * Publishes msgs[0..n) in order, as ebus_publish_ex would one at a time,
+ * with one producer-index store and at most one wake-up per lane for the
+ * whole batch: the executors see it at once. Topics may differ and live
+ * on different executors, but belong to one bus; per-topic order is the
+ * order in msgs. Every message is checked before the first is published,
+ * so bad input changes nothing. A lane found full follows `policy`
+ * (EBUS_FULL_DEFAULT: the bus's) for the event that does not fit, once
+ * everything before it is committed: EBUS_FULL_BLOCK waits for space and
+ * goes on (or stops with EBUS_ERR_TIMEOUT / EBUS_ERR_SHUTDOWN /
+ * EBUS_ERR_DEADLOCK); EBUS_FULL_FAIL stops there with EBUS_ERR_FULL;
+ * EBUS_FULL_DROP drops that event (counted as dropped_full, and it takes
+ * its sequence number: a gap) and goes on, and the call returns
+ * EBUS_DROPPED. Events are copied as by ebus_publish (inline up to
+ * EBUS_INLINE_MAX, else into a bus-owned buffer). A synchronous bus
+ * delivers them one by one on the calling thread.
+ * Thread-safety: as ebus_publish.
+ * Errors: EBUS_OK (all n accepted); before anything is published:
+ * EBUS_ERR_NULL (msgs NULL with n > 0, a NULL topic, NULL data with len >
+ * 0), EBUS_ERR_BUS_MISMATCH, EBUS_ERR_RESERVED, EBUS_ERR_TOO_LARGE,
+ * EBUS_ERR_CONFIG (unknown policy), EBUS_ERR_SHUTDOWN, EBUS_ERR_NOMEM;
+ * after some: the full-lane codes above, EBUS_ERR_NOMEM (a bus-owned copy),
+ * EBUS_ERR_CLAIM_OPEN (an event for the lane of this thread's open claim).
+ * Ownership: every payload is copied; the caller's buffers are free on
+ * return. *accepted (may be NULL) is always set to the number of events
+ * accepted: under EBUS_FULL_DROP every message was taken and n - *accepted
+ * of them dropped; otherwise msgs[0..*accepted) were published and none
+ * after them.
+ */
+EBUS_API int ebus_publish_batch(const ebus_msg_t *msgs, size_t n, ebus_full_policy policy,
+                                size_t *accepted);
 
 /*
  * Publishes by reference: subscribers see `data` itself, which must stay
