@@ -459,6 +459,8 @@ int ebus_shutdown(ebus_t *bus, ebus_shutdown_mode mode)
 		return EBUS_ERR_CONFIG;
 	if (in_own_handler(bus))
 		return EBUS_ERR_DEADLOCK;
+	if (ebus_tls_claim && ebus_tls_claim->bus_id == bus->id)
+		return EBUS_ERR_CLAIM_OPEN; /* it would wait for this thread's claim */
 	pthread_mutex_lock(&bus->shutdown_lock);
 	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_OPEN) {
 		pthread_mutex_unlock(&bus->shutdown_lock);
@@ -505,8 +507,8 @@ void ebus_destroy(ebus_t *bus)
 {
 	if (!bus)
 		return;
-	if (in_own_handler(bus))
-		return; /* would join the calling thread; documented */
+	if (in_own_handler(bus) || (ebus_tls_claim && ebus_tls_claim->bus_id == bus->id))
+		return; /* would wait for the calling thread; documented */
 	if (atomic_load_explicit(&bus->state, memory_order_acquire) != BUS_CLOSED)
 		(void)ebus_shutdown(bus, EBUS_SHUTDOWN_DRAIN);
 	bus_teardown(bus);

@@ -37,6 +37,13 @@ struct producer {
 	uint64_t *seq;
 	uint32_t nseq;
 	uint64_t id; /* ebus_event_t.source: 1, 2, ... per bus, under producers_lock */
+	/* The open claim (ebus_claim): its lane (NULL: none), slot and topic.
+	 * While it is open, busy stays 1 and ebus_tls_last never points here,
+	 * so every publish of the thread to this bus takes the general path,
+	 * which refuses the claim's lane. */
+	struct lane *claim_lane;
+	struct ebus_slot *claim_slot;
+	struct ebus_topic_s *claim_topic;
 	struct producer *tls_next;
 	struct cds_list_head bus_node; /* ebus.producers, under producers_lock */
 	struct lane *lanes[];          /* [nexec] */
@@ -93,6 +100,11 @@ struct ebus {
 /* One-entry cache of the calling thread's producer record. initial-exec:
  * no __tls_get_addr call per publish in the shared library. */
 extern _Thread_local struct producer *ebus_tls_last __attribute__((tls_model("initial-exec")));
+/* The record holding the calling thread's open claim (publish.c), or NULL. */
+extern _Thread_local struct producer *ebus_tls_claim __attribute__((tls_model("initial-exec")));
+/* Gives an open claim's slot back (its owned payload freed); busy drops to
+ * 0. The claiming thread, or its exit. */
+void ebus_claim_drop(struct ebus *bus, struct producer *p);
 struct producer *ebus_producer_get_slow(struct ebus *bus); /* NULL: EBUS_ERR_NOMEM */
 static inline struct producer *ebus_producer_get(struct ebus *bus)
 {

@@ -74,6 +74,8 @@ static void thread_exit(void *arg)
 		struct ebus *bus = reg_find(p->bus_id);
 		next = p->tls_next;
 		if (bus) {
+			if (p->claim_lane)
+				ebus_claim_drop(bus, p); /* an open claim is aborted */
 			pthread_mutex_lock(&bus->producers_lock);
 			cds_list_del(&p->bus_node);
 			pthread_mutex_unlock(&bus->producers_lock);
@@ -128,7 +130,8 @@ struct producer *ebus_producer_get_slow(struct ebus *bus)
 	head = pthread_getspecific(tls_key);
 	for (p = head; p; p = p->tls_next) {
 		if (p->bus_id == bus->id) {
-			ebus_tls_last = p;
+			if (!p->claim_lane) /* a claim keeps its record off the fast path */
+				ebus_tls_last = p;
 			return p;
 		}
 	}

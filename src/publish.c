@@ -132,6 +132,10 @@ static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, b
 		rc = EBUS_ERR_NOMEM;
 		goto out;
 	}
+	if (EBUS_UNLIKELY(lane == p->claim_lane)) {
+		rc = EBUS_ERR_CLAIM_OPEN; /* its slot is the next one: nothing may pass it */
+		goto out;
+	}
 	s = ebus_lane_reserve(lane);
 	if (EBUS_UNLIKELY(!s) && (rc = lane_full(bus, lane, policy, &s)) != EBUS_OK) {
 		if (rc == EBUS_ERR_SHUTDOWN)
@@ -149,7 +153,8 @@ static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, b
 	if (ebus_lane_needs_wake(lane))
 		ebus_lane_wake(lane);
 out:
-	atomic_store_explicit(&p->busy, 0, memory_order_release);
+	/* An open claim stays inside (shutdown waits for it). */
+	atomic_store_explicit(&p->busy, p->claim_lane != NULL, memory_order_release);
 	return rc;
 }
 
@@ -349,11 +354,14 @@ static __attribute__((noinline)) void batch_undo(struct batch *b, const ebus_msg
 }
 
 /* The batch's lane to executor `exec` (created on first use); its write
- * position is lane->batch_end. NULL: out of memory. */
+ * position is lane->batch_end. NULL: out of memory, or the lane of this
+ * thread's open claim (the caller tells them apart). */
 static struct lane *batch_lane(struct batch *b, unsigned exec)
 {
 	struct lane *l = b->p->lanes[exec];
 	if (EBUS_UNLIKELY(!l) && !(l = ebus_producer_lane(b->bus, b->p, exec)))
+		return NULL;
+	if (EBUS_UNLIKELY(l == b->p->claim_lane))
 		return NULL;
 	if (!l->in_batch) {
 		l->in_batch = true;
@@ -436,7 +444,9 @@ static int batch_async(struct batch *b, const ebus_msg_t *msgs, size_t n, size_t
 				if (lane)
 					lane->batch_end = pos;
 				if (!(lane = batch_lane(b, exec))) {
-					rc = EBUS_ERR_NOMEM;
+					rc = p->lanes[exec] && p->lanes[exec] == p->claim_lane
+					             ? EBUS_ERR_CLAIM_OPEN
+					             : EBUS_ERR_NOMEM;
 					break;
 				}
 				buf = lane->buf;
@@ -537,11 +547,161 @@ int ebus_publish_batch(const ebus_msg_t *msgs, size_t n, ebus_full_policy policy
 	} else {
 		rc = batch_async(&b, msgs, n, &ok);
 	}
-	atomic_store_explicit(&b.p->busy, 0, memory_order_release);
+	atomic_store_explicit(&b.p->busy, b.p->claim_lane != NULL, memory_order_release);
 out:
 	if (accepted)
 		*accepted = ok;
 	return rc;
+}
+
+/* ---- claims ----------------------------------------------------------------- */
+
+_Thread_local struct producer *ebus_tls_claim __attribute__((tls_model("initial-exec")));
+
+int ebus_claim(ebus_topic_t *t, size_t len, ebus_claim_t *c)
+{
+	struct ebus *bus;
+	struct producer *p;
+	struct lane *lane;
+	struct ebus_slot *s;
+	uint64_t *seq;
+	unsigned exec;
+	int rc = EBUS_OK;
+
+	if (!t || !c)
+		return EBUS_ERR_NULL;
+	bus = t->bus;
+	if (t->flags & TOPIC_RESERVED)
+		return EBUS_ERR_RESERVED;
+	if (len > bus->max_payload)
+		return EBUS_ERR_TOO_LARGE;
+	if (bus->sync)
+		return EBUS_ERR_UNSUPPORTED;
+	if (ebus_tls_claim)
+		return EBUS_ERR_CLAIM_OPEN;
+	p = ebus_producer_get(bus);
+	if (!p || !(seq = ebus_producer_seq(p, t)))
+		return EBUS_ERR_NOMEM;
+	atomic_store_explicit(&p->busy, 1, memory_order_relaxed);
+	ebus_fence_light();
+	if (EBUS_UNLIKELY(atomic_load_explicit(&bus->state, memory_order_relaxed) != BUS_OPEN)) {
+		count_shutdown(bus);
+		rc = EBUS_ERR_SHUTDOWN;
+		goto fail;
+	}
+	exec = t->executor;
+	if (EBUS_UNLIKELY(t->flags & EBUS_TOPIC_UNORDERED)) {
+		exec = p->spread;
+		p->spread = exec + 1 < bus->nexec ? exec + 1 : 0;
+	}
+	lane = p->lanes[exec];
+	if (EBUS_UNLIKELY(!lane) && !(lane = ebus_producer_lane(bus, p, exec))) {
+		rc = EBUS_ERR_NOMEM;
+		goto fail;
+	}
+	s = ebus_lane_reserve(lane);
+	if (EBUS_UNLIKELY(!s) && (rc = lane_full(bus, lane, EBUS_FULL_DEFAULT, &s)) != EBUS_OK) {
+		if (rc == EBUS_ERR_SHUTDOWN)
+			count_shutdown(bus);
+		else if (rc == EBUS_DROPPED)
+			++*seq;
+		ebus_topic_count_refused(t, rc);
+		goto fail;
+	}
+	s->topic = t;
+	s->len = (uint32_t)len;
+	if (len <= EBUS_INLINE_MAX) {
+		s->kind = SLOT_INLINE;
+		c->data = len ? s->u.data : NULL;
+	} else {
+		void *buf = ebus_alloc(&bus->alloc, len, 16);
+		if (!buf) {
+			rc = EBUS_ERR_NOMEM;
+			goto fail;
+		}
+		s->kind = SLOT_OWNED;
+		s->u.ref.ptr = buf;
+		c->data = buf;
+	}
+	c->len = len;
+	c->priv_[0] = p;
+	c->priv_[1] = s;
+	c->priv_[2] = bus;
+	p->claim_lane = lane;
+	p->claim_slot = s;
+	p->claim_topic = t;
+	ebus_tls_claim = p;
+	if (ebus_tls_last == p)
+		ebus_tls_last = NULL; /* the fast path would not look for the claim */
+	return EBUS_OK; /* busy stays 1 until the commit or abort */
+fail:
+	atomic_store_explicit(&p->busy, 0, memory_order_release);
+	return rc;
+}
+
+/* The calling thread's open claim, if `c` is it. */
+static struct producer *claim_of(const ebus_claim_t *c)
+{
+	struct producer *p = ebus_tls_claim;
+	if (!p || c->priv_[0] != p || c->priv_[1] != p->claim_slot)
+		return NULL;
+	return p;
+}
+
+static void claim_close(struct producer *p, ebus_claim_t *c)
+{
+	p->claim_lane = NULL;
+	p->claim_slot = NULL;
+	p->claim_topic = NULL;
+	ebus_tls_claim = NULL;
+	if (c)
+		c->priv_[0] = c->priv_[1] = c->priv_[2] = NULL;
+	ebus_tls_last = p;
+}
+
+int ebus_claim_commit(ebus_claim_t *c)
+{
+	struct producer *p;
+	struct lane *lane;
+	struct ebus_slot *s;
+	struct ebus *bus;
+	if (!c)
+		return EBUS_ERR_NULL;
+	if (!(p = claim_of(c)))
+		return EBUS_ERR_NO_CLAIM;
+	bus = c->priv_[2];
+	lane = p->claim_lane;
+	s = p->claim_slot;
+	s->seq = ++p->seq[p->claim_topic->index];
+	if (EBUS_UNLIKELY(bus->timestamps))
+		s->ts = ebus_now_ns();
+	claim_close(p, c);
+	ebus_lane_commit(lane);
+	if (ebus_lane_needs_wake(lane))
+		ebus_lane_wake(lane);
+	atomic_store_explicit(&p->busy, 0, memory_order_release);
+	return EBUS_OK;
+}
+
+void ebus_claim_drop(struct ebus *bus, struct producer *p)
+{
+	struct ebus_slot *s = p->claim_slot;
+	if (s->kind == SLOT_OWNED)
+		ebus_free(&bus->alloc, s->u.ref.ptr, s->len);
+	claim_close(p, NULL);
+	atomic_store_explicit(&p->busy, 0, memory_order_release);
+}
+
+int ebus_claim_abort(ebus_claim_t *c)
+{
+	struct producer *p;
+	if (!c)
+		return EBUS_ERR_NULL;
+	if (!(p = claim_of(c)))
+		return EBUS_ERR_NO_CLAIM;
+	ebus_claim_drop(c->priv_[2], p);
+	c->priv_[0] = c->priv_[1] = c->priv_[2] = NULL;
+	return EBUS_OK;
 }
 
 /*

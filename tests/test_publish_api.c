@@ -10,6 +10,7 @@
 #include "testutil.h"
 #include "testhook.h"
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -844,6 +845,345 @@ static void batch_threads(void)
 	rec_fini(&r);
 }
 
+/* ---- zero-copy claims ------------------------------------------------------------ */
+
+static ebus_t *bus_alloc_new(unsigned executors, unsigned capacity, tu_alloc *a,
+                             ebus_allocator_t *al)
+{
+	ebus_config_t cfg = {0};
+	ebus_t *bus = NULL;
+	memset(a, 0, sizeof *a);
+	*al = tu_allocator(a);
+	cfg.executors = executors;
+	cfg.lane_capacity = capacity;
+	cfg.allocator = al;
+	CHECK_OK(ebus_create(&cfg, &bus));
+	return bus;
+}
+
+/* Claim, write in place, commit: delivered with the bytes, numbered like
+ * any publish; abort leaves nothing (no event, no number, no memory). */
+static void claim_commit_abort(void)
+{
+	tu_alloc a;
+	ebus_allocator_t al;
+	ebus_t *bus = bus_alloc_new(1, 0, &a, &al);
+	ebus_topic_t *t;
+	recorder r;
+	ebus_claim_t c;
+	const size_t sizes[] = {0, 8, EBUS_INLINE_MAX, EBUS_INLINE_MAX + 1, 5000};
+	uint64_t value = 0, expect_seq = 0;
+	rec_init(&r, 64);
+	CHECK_OK(ebus_topic(bus, "claim.t", &t));
+	CHECK_OK(ebus_subscribe(t, rec_handler, &r, &sid_));
+	for (unsigned k = 0; k < 5; k++) {
+		size_t len = sizes[k];
+		/* aborted: nothing of it shows */
+		CHECK_OK(ebus_claim(t, len, &c));
+		CHECK_EQ_U64(c.len, len);
+		CHECK(len == 0 ? c.data == NULL : c.data != NULL);
+		if (len)
+			memset(c.data, 0xAB, len);
+		CHECK_OK(ebus_claim_abort(&c));
+		CHECK_EQ_INT(ebus_claim_abort(&c), EBUS_ERR_NO_CLAIM);
+		CHECK_EQ_INT(ebus_claim_commit(&c), EBUS_ERR_NO_CLAIM);
+		/* committed: delivered with what was written, in order */
+		CHECK_OK(ebus_claim(t, len, &c));
+		fill_payload(c.data, ++value, len);
+		CHECK_OK(ebus_claim_commit(&c));
+		expect_seq++;
+		CHECK_EQ_INT(ebus_claim_commit(&c), EBUS_ERR_NO_CLAIM);
+		CHECK_EQ_INT(ebus_claim_abort(&c), EBUS_ERR_NO_CLAIM);
+		uint64_t v = ++value;
+		CHECK_OK(ebus_publish(t, &v, sizeof v)); /* the lane is free again */
+		expect_seq++;
+	}
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), 10);
+	for (unsigned k = 0; k < 10; k++) {
+		CHECK_EQ_U64(r.ev[k].seq, k + 1); /* the aborted claims took no number */
+		CHECK(r.ev[k].bytes_ok);
+		if (k % 2 == 0) {
+			CHECK_EQ_U64(r.ev[k].len, sizes[k / 2]);
+			if (sizes[k / 2] >= 8)
+				CHECK_EQ_U64(r.ev[k].value, k + 1);
+		} else {
+			CHECK_EQ_U64(r.ev[k].value, k + 1);
+		}
+	}
+	CHECK_EQ_U64(tu_stats(bus).published, expect_seq);
+	ebus_destroy(bus);
+	CHECK_ALLOC_BALANCED(&a);
+	rec_fini(&r);
+}
+
+/* While a claim is open: the same lane refuses publishes (EBUS_ERR_CLAIM_OPEN,
+ * nothing changes), other executors' lanes take them, a second claim is
+ * refused, shutdown from this thread is refused. The claimed event comes
+ * before everything published on its lane after the commit. */
+static void claim_open_rules(void)
+{
+	ebus_t *bus = bus_new(2, 0, EBUS_FULL_BLOCK, 0);
+	ebus_topic_t *t, *same, *other;
+	recorder r;
+	ebus_claim_t c, c2;
+	uint64_t v = 77;
+	char name[32];
+	rec_init(&r, 16);
+	CHECK_OK(ebus_topic_on(bus, "open.t", 0, &t));
+	CHECK_OK(ebus_topic_on(bus, "open.same", 0, &same));
+	CHECK_OK(ebus_topic_on(bus, "open.other", 1, &other));
+	CHECK_OK(ebus_subscribe_pattern(bus, "open.*", rec_handler, &r, EBUS_SUB_CONCURRENT, &sid_));
+	CHECK_OK(ebus_publish(t, &v, sizeof v)); /* the lanes exist, on the fast path */
+	CHECK_OK(ebus_publish(other, &v, sizeof v));
+	CHECK_OK(ebus_flush(bus, 0));
+	r.n = 0;
+
+	CHECK_OK(ebus_claim(t, sizeof v, &c));
+	v = 1;
+	memcpy(c.data, &v, sizeof v);
+	CHECK_EQ_INT(ebus_claim(t, 8, &c2), EBUS_ERR_CLAIM_OPEN);
+	CHECK_EQ_INT(ebus_claim(other, 8, &c2), EBUS_ERR_CLAIM_OPEN);
+	CHECK_EQ_INT(ebus_publish(t, &v, sizeof v), EBUS_ERR_CLAIM_OPEN);
+	CHECK_EQ_INT(ebus_publish(same, &v, sizeof v), EBUS_ERR_CLAIM_OPEN);
+	CHECK_EQ_INT(ebus_publish_ex(same, &v, sizeof v, EBUS_FULL_FAIL), EBUS_ERR_CLAIM_OPEN);
+	CHECK_EQ_INT(ebus_publish_name(bus, "open.same", &v, sizeof v), EBUS_ERR_CLAIM_OPEN);
+	{
+		ebus_msg_t m[2] = {{other, &v, sizeof v}, {same, &v, sizeof v}};
+		size_t acc = 9;
+		CHECK_EQ_INT(ebus_publish_batch(m, 2, EBUS_FULL_DEFAULT, &acc), EBUS_ERR_CLAIM_OPEN);
+		CHECK_EQ_U64(acc, 0); /* undone: the event for `other` was not published either */
+	}
+	CHECK_EQ_INT(ebus_shutdown(bus, EBUS_SHUTDOWN_DRAIN), EBUS_ERR_CLAIM_OPEN);
+	v = 2;
+	CHECK_OK(ebus_publish(other, &v, sizeof v)); /* another executor: fine */
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), 1); /* only that one: the claim is not visible */
+	CHECK(r.ev[0].topic == other);
+	CHECK_OK(ebus_claim_commit(&c));
+	v = 3;
+	CHECK_OK(ebus_publish(same, &v, sizeof v));
+	snprintf(name, sizeof name, "open.same");
+	CHECK_OK(ebus_publish_name(bus, name, &v, sizeof v));
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), 4);
+	CHECK(r.ev[1].topic == t && r.ev[1].value == 1 && r.ev[1].seq == 2);
+	CHECK(r.ev[2].topic == same && r.ev[2].value == 3 && r.ev[2].seq == 1);
+	CHECK(r.ev[3].topic == same && r.ev[3].seq == 2);
+	CHECK_OK(ebus_shutdown(bus, EBUS_SHUTDOWN_DRAIN));
+	ebus_destroy(bus);
+	rec_fini(&r);
+}
+
+static void claim_bad_input(void)
+{
+	ebus_t *bus = bus_new(1, 0, EBUS_FULL_BLOCK, 0), *sync = bus_new(1, 0, EBUS_FULL_BLOCK, 1);
+	ebus_topic_t *t, *meta, *st;
+	ebus_claim_t c = {0}, untouched;
+	CHECK_OK(ebus_topic(bus, "cb.t", &t));
+	CHECK_OK(ebus_topic(bus, "$ebus.mine", &meta));
+	CHECK_OK(ebus_topic(sync, "cb.s", &st));
+	memset(&c, 0x5a, sizeof c);
+	untouched = c;
+	CHECK_EQ_INT(ebus_claim(NULL, 8, &c), EBUS_ERR_NULL);
+	CHECK_EQ_INT(ebus_claim(t, 8, NULL), EBUS_ERR_NULL);
+	CHECK_EQ_INT(ebus_claim(meta, 8, &c), EBUS_ERR_RESERVED);
+	CHECK_EQ_INT(ebus_claim(t, (1u << 20) + 1, &c), EBUS_ERR_TOO_LARGE);
+	CHECK_EQ_INT(ebus_claim(st, 8, &c), EBUS_ERR_UNSUPPORTED);
+	CHECK(memcmp(&c, &untouched, sizeof c) == 0);
+	CHECK_EQ_INT(ebus_claim_commit(NULL), EBUS_ERR_NULL);
+	CHECK_EQ_INT(ebus_claim_abort(NULL), EBUS_ERR_NULL);
+	memset(&c, 0, sizeof c);
+	CHECK_EQ_INT(ebus_claim_commit(&c), EBUS_ERR_NO_CLAIM);
+	CHECK_EQ_INT(ebus_claim_abort(&c), EBUS_ERR_NO_CLAIM);
+	CHECK_EQ_U64(tu_stats(bus).published, 0);
+	CHECK_OK(ebus_shutdown(bus, EBUS_SHUTDOWN_DRAIN));
+	CHECK_EQ_INT(ebus_claim(t, 8, &c), EBUS_ERR_SHUTDOWN);
+	ebus_destroy(bus);
+	ebus_destroy(sync);
+}
+
+/* A claim belongs to its thread: another thread can neither commit nor
+ * abort it, and its own claims are independent. */
+struct other_arg {
+	ebus_claim_t *c;
+	ebus_topic_t *t;
+	int commit_rc, abort_rc, own_rc;
+};
+static void *claim_other_thread(void *arg)
+{
+	struct other_arg *o = arg;
+	ebus_claim_t mine;
+	o->commit_rc = ebus_claim_commit(o->c);
+	o->abort_rc = ebus_claim_abort(o->c);
+	o->own_rc = ebus_claim(o->t, 8, &mine);
+	if (o->own_rc == EBUS_OK) {
+		uint64_t v = 42;
+		memcpy(mine.data, &v, sizeof v);
+		CHECK_OK(ebus_claim_commit(&mine));
+	}
+	return NULL;
+}
+
+static void claim_per_thread(void)
+{
+	ebus_t *bus = bus_new(1, 0, EBUS_FULL_BLOCK, 0);
+	ebus_topic_t *t;
+	recorder r;
+	ebus_claim_t c;
+	pthread_t th;
+	uint64_t v = 7;
+	rec_init(&r, 4);
+	CHECK_OK(ebus_topic(bus, "pt.t", &t));
+	CHECK_OK(ebus_subscribe(t, rec_handler, &r, &sid_));
+	CHECK_OK(ebus_claim(t, sizeof v, &c));
+	memcpy(c.data, &v, sizeof v);
+	struct other_arg o = {&c, t, 0, 0, 0};
+	tu_thread_create(&th, claim_other_thread, &o);
+	tu_thread_join(th);
+	CHECK_EQ_INT(o.commit_rc, EBUS_ERR_NO_CLAIM);
+	CHECK_EQ_INT(o.abort_rc, EBUS_ERR_NO_CLAIM);
+	CHECK_OK(o.own_rc);
+	CHECK_OK(ebus_claim_commit(&c));
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), 2);
+	CHECK_EQ_U64(r.ev[0].value, 42); /* the other thread's lane was free */
+	CHECK_EQ_U64(r.ev[1].value, 7);
+	CHECK(r.ev[0].source != r.ev[1].source);
+	ebus_destroy(bus);
+	rec_fini(&r);
+}
+
+/* A thread that exits with an open claim aborts it: nothing delivered,
+ * nothing leaked, and shutdown does not wait for it. */
+static void *claim_and_exit(void *arg)
+{
+	ebus_claim_t c;
+	CHECK_OK(ebus_claim(arg, 3000, &c)); /* a bus-owned buffer */
+	memset(c.data, 1, 3000);
+	return NULL;
+}
+
+static void claim_thread_exit(void)
+{
+	tu_alloc a;
+	ebus_allocator_t al;
+	ebus_t *bus = bus_alloc_new(1, 0, &a, &al);
+	ebus_topic_t *t;
+	recorder r;
+	pthread_t th;
+	uint64_t v = 9;
+	rec_init(&r, 4);
+	CHECK_OK(ebus_topic(bus, "exit.t", &t));
+	CHECK_OK(ebus_subscribe(t, rec_handler, &r, &sid_));
+	tu_thread_create(&th, claim_and_exit, t);
+	tu_thread_join(th);
+	CHECK_OK(ebus_publish(t, &v, sizeof v));
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), 1);
+	CHECK_EQ_U64(r.ev[0].value, 9);
+	CHECK_OK(ebus_shutdown(bus, EBUS_SHUTDOWN_DRAIN));
+	ebus_destroy(bus);
+	CHECK_ALLOC_BALANCED(&a);
+	rec_fini(&r);
+}
+
+/* Shutdown from another thread while claims are open and committed:
+ * every committed claim is delivered (shutdown waits for open ones), and
+ * after it claims are refused. */
+struct race_arg {
+	ebus_topic_t *t;
+	_Atomic int *stop;
+	uint64_t committed, refused;
+};
+static void *claim_racer(void *arg)
+{
+	struct race_arg *ra = arg;
+	for (uint64_t i = 0;; i++) {
+		ebus_claim_t c;
+		int rc = ebus_claim(ra->t, sizeof i, &c);
+		if (rc == EBUS_ERR_SHUTDOWN) {
+			ra->refused++;
+			break;
+		}
+		CHECK_OK(rc);
+		memcpy(c.data, &i, sizeof i);
+		CHECK_OK(ebus_claim_commit(&c));
+		ra->committed++;
+		if (i == 200)
+			atomic_store(ra->stop, 1);
+	}
+	return NULL;
+}
+
+static void claim_shutdown_race(void)
+{
+	uint64_t rounds = tu_param("EBUS_STRESS_CLAIM_ROUNDS", 20, 500);
+	for (uint64_t round = 0; round < rounds; round++) {
+		ebus_t *bus = bus_new(1, 64, EBUS_FULL_BLOCK, 0);
+		ebus_topic_t *t;
+		recorder r;
+		pthread_t th;
+		_Atomic int stop = 0;
+		rec_init(&r, 1u << 20);
+		CHECK_OK(ebus_topic(bus, "race.t", &t));
+		CHECK_OK(ebus_subscribe(t, rec_handler, &r, &sid_));
+		struct race_arg ra = {t, &stop, 0, 0};
+		tu_thread_create(&th, claim_racer, &ra);
+		while (!atomic_load(&stop))
+			sched_yield();
+		CHECK_OK(ebus_shutdown(bus, EBUS_SHUTDOWN_DRAIN));
+		tu_thread_join(th);
+		CHECK_EQ_U64(ra.refused, 1);
+		CHECK_EQ_U64(rec_count(&r), ra.committed);
+		for (size_t k = 0; k < r.n; k++)
+			CHECK_EQ_U64(r.ev[k].value, k);
+		ebus_destroy(bus);
+		rec_fini(&r);
+	}
+}
+
+/* A full lane under DROP: the claim is dropped (EBUS_DROPPED, counted) and
+ * its number is a gap; under FAIL: EBUS_ERR_FULL. */
+static void claim_full(void)
+{
+	for (int pol = 0; pol < 2; pol++) {
+		ebus_full_policy policy = pol ? EBUS_FULL_DROP : EBUS_FULL_FAIL;
+		ebus_t *bus = bus_new(1, 4, policy, 0);
+		ebus_topic_t *t;
+		recorder r;
+		tu_gate gate;
+		ebus_claim_t c;
+		uint64_t v = 1;
+		int rc;
+		tu_gate_init(&gate);
+		rec_init(&r, 16);
+		r.gate = &gate;
+		CHECK_OK(ebus_topic(bus, "cf.t", &t));
+		CHECK_OK(ebus_subscribe(t, rec_handler, &r, &sid_));
+		CHECK_OK(ebus_publish(t, &v, sizeof v));
+		tu_gate_wait_entered(&gate, 1);
+		while ((rc = ebus_publish(t, &v, sizeof v)) == EBUS_OK)
+			;
+		CHECK_EQ_INT(rc, pol ? EBUS_DROPPED : EBUS_ERR_FULL);
+		CHECK_EQ_INT(ebus_claim(t, 8, &c), rc);
+		tu_gate_open(&gate);
+		CHECK_OK(ebus_flush(bus, 0));
+		CHECK_OK(ebus_claim(t, 8, &c)); /* the lane drained: no claim was left open */
+		v = 99;
+		memcpy(c.data, &v, sizeof v);
+		CHECK_OK(ebus_claim_commit(&c));
+		CHECK_OK(ebus_flush(bus, 0));
+		size_t n = rec_count(&r);
+		CHECK_EQ_U64(r.ev[n - 1].value, 99);
+		/* DROP: the failed publish and the failed claim are two gaps */
+		CHECK_EQ_U64(r.ev[n - 1].seq, r.ev[n - 2].seq + (pol ? 3 : 1));
+		ebus_destroy(bus);
+		rec_fini(&r);
+		tu_gate_destroy(&gate);
+	}
+}
+
 int main(void)
 {
 	printf("test_publish_api (%s tier)\n", tu_tier_name());
@@ -868,5 +1208,12 @@ int main(void)
 	TU_RUN(batch_full_block);
 	TU_RUN(batch_unordered);
 	TU_RUN(batch_threads);
+	TU_RUN(claim_commit_abort);
+	TU_RUN(claim_open_rules);
+	TU_RUN(claim_bad_input);
+	TU_RUN(claim_per_thread);
+	TU_RUN(claim_thread_exit);
+	TU_RUN(claim_shutdown_race);
+	TU_RUN(claim_full);
 	return tu_finish("test_publish_api");
 }

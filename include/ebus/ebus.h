@@ -484,6 +484,56 @@ EBUS_API int ebus_publish_batch(const ebus_msg_t *msgs, size_t n, ebus_full_poli
                                 size_t *accepted);
 
 /*
+ * Zero-copy publishing: ebus_claim reserves the next slot of the calling
+ * thread's lane to the topic's executor and returns where to write the
+ * payload (in the slot itself up to EBUS_INLINE_MAX bytes, else in a
+ * bus-owned buffer); ebus_claim_commit publishes it, ebus_claim_abort
+ * gives it back and leaves nothing behind (no event, no sequence number,
+ * no counter). Like the Disruptor's next()/publish(), Aeron's tryClaim and
+ * iceoryx's loan. A thread holds at most one open claim (on any bus), and
+ * while it does, its other publishes to the same lane (the topic's
+ * executor) return EBUS_ERR_CLAIM_OPEN and change nothing; publishes to
+ * other executors and other buses go on. Hold a claim briefly: the
+ * executor delivers that lane's later events only after the commit, and
+ * ebus_shutdown waits for open claims (from the claiming thread it returns
+ * EBUS_ERR_CLAIM_OPEN). A thread that exits with an open claim aborts it.
+ */
+typedef struct ebus_claim {
+	void *data;     /* write len bytes here before the commit (NULL if len == 0) */
+	size_t len;
+	void *priv_[3]; /* the bus's */
+} ebus_claim_t;
+
+/*
+ * Claims room for one event of len bytes on topic (see above). A full
+ * lane follows the bus's full policy: EBUS_FULL_BLOCK waits (up to
+ * block_timeout_ns); FAIL returns EBUS_ERR_FULL, DROP returns EBUS_DROPPED
+ * (the event is dropped, counted, and takes its sequence number: a gap),
+ * and neither makes a claim.
+ * Thread-safety: as ebus_publish; the claim belongs to the calling thread.
+ * Errors: EBUS_ERR_NULL, EBUS_ERR_RESERVED, EBUS_ERR_TOO_LARGE (above
+ * max_payload), EBUS_ERR_UNSUPPORTED (synchronous bus), EBUS_ERR_CLAIM_OPEN
+ * (this thread holds a claim), EBUS_ERR_SHUTDOWN, EBUS_ERR_NOMEM, and the
+ * full-lane codes of ebus_publish; on error *claim is untouched.
+ * Ownership: claim->data is the caller's to write until the commit or
+ * abort, the bus's after.
+ */
+EBUS_API int ebus_claim(ebus_topic_t *topic, size_t len, ebus_claim_t *claim);
+
+/* Publishes the claimed event with the bytes written to claim->data.
+ * Thread-safety: the thread that made the claim.
+ * Errors: EBUS_ERR_NULL, EBUS_ERR_NO_CLAIM (not this thread's open claim:
+ * committed or aborted already, or never made).
+ * Ownership: the payload is the bus's from here on; *claim is spent. */
+EBUS_API int ebus_claim_commit(ebus_claim_t *claim);
+
+/* Gives the claimed slot back: no event is published.
+ * Thread-safety: the thread that made the claim.
+ * Errors: EBUS_ERR_NULL, EBUS_ERR_NO_CLAIM (as ebus_claim_commit).
+ * Ownership: claim->data is invalid from here on; *claim is spent. */
+EBUS_API int ebus_claim_abort(ebus_claim_t *claim);
+
+/*
  * Publishes by reference: subscribers see `data` itself, which must stay
  * valid until release(data, len, arg) is called, exactly once, after the
  * last subscriber returned or the event was dropped after acceptance.
