@@ -14,6 +14,9 @@
 #define MAX_CAPACITY (1u << 24)
 #define DEFAULT_SPIN 256u
 #define DEFAULT_MAX_PAYLOAD (1u << 20)
+#define DEFAULT_ARENA (256u << 10)
+#define MIN_ARENA (4u << 10)
+#define MAX_ARENA (1u << 30)
 
 /* ---- create ---------------------------------------------------------------- */
 
@@ -31,6 +34,9 @@ static int check_config(const ebus_config_t *c, unsigned *nexec)
 	if ((unsigned)c->full_policy > EBUS_FULL_DROP)
 		return EBUS_ERR_CONFIG;
 	if (c->max_payload > UINT32_MAX)
+		return EBUS_ERR_CONFIG;
+	if (c->lane_arena_bytes && (c->lane_arena_bytes < MIN_ARENA || c->lane_arena_bytes > MAX_ARENA ||
+	                            (c->lane_arena_bytes & (c->lane_arena_bytes - 1))))
 		return EBUS_ERR_CONFIG;
 	if (c->allocator && (!c->allocator->alloc || !c->allocator->free))
 		return EBUS_ERR_NULL;
@@ -131,7 +137,9 @@ static int bus_layers(struct ebus *bus, const ebus_config_t *cfg)
 		ops.sync_try_grace_period = ebus_sync_try_grace_period;
 	} else {
 		unsigned cap = cfg->lane_capacity ? cfg->lane_capacity : DEFAULT_CAPACITY;
-		rc = ebus_lane_set_init(&bus->lanes, &bus->alloc, cap, bus->nexec);
+		rc = ebus_lane_set_init(&bus->lanes, &bus->alloc, cap, bus->nexec,
+		                        cfg->lane_arena_bytes ? (uint32_t)cfg->lane_arena_bytes
+		                                              : DEFAULT_ARENA);
 		ops.handoff = handoff_to_exec0;
 	}
 	if (rc)

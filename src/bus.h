@@ -44,6 +44,7 @@ struct producer {
 	struct lane *claim_lane;
 	struct ebus_slot *claim_slot;
 	struct ebus_topic_s *claim_topic;
+	uint64_t claim_arena_head; /* the lane's arena_head before the claim */
 	struct producer *tls_next;
 	struct cds_list_head bus_node; /* ebus.producers, under producers_lock */
 	struct lane *lanes[];          /* [nexec] */

@@ -111,14 +111,15 @@ void ebus_exec_poke(struct ebus_exec *ex);
 int ebus_exec_flush(struct ebus_exec *ex, uint64_t deadline);
 /*
  * A publisher found lane l (of executor ex) full under EBUS_FULL_BLOCK:
- * waits for a free slot (*slot, EBUS_OK). EBUS_ERR_SHUTDOWN once the bus
+ * waits for a free slot (*slot, EBUS_OK), or with arena_need > 0 (its slot
+ * already reserved) until the lane's arena has room for that many bytes. EBUS_ERR_SHUTDOWN once the bus
  * leaves the open state; EBUS_ERR_DEADLOCK when the caller is an executor
  * of this bus that the wait would close a cycle of (its own lane, or
  * executors waiting on each other's lanes and serial guards);
  * EBUS_ERR_TIMEOUT at the deadline. Counts DEADLOCK and TIMEOUT on the lane.
  */
 int ebus_exec_wait_space(struct ebus_exec *ex, struct lane *l, uint64_t deadline,
-                         struct ebus_slot **slot);
+                         size_t arena_need, struct ebus_slot **slot);
 
 /* ---- deferred frees -------------------------------------------------------- */
 /* Any thread: the executor passes `list` (newest first) to call_rcu on its

@@ -362,6 +362,7 @@ static inline void run_counted(struct ebus_exec *ex, struct topic_ctrs *tc, uint
 /* A run of a topic without subscribers: counted and released. Returns
  * where the run ends. */
 static __attribute__((noinline)) struct ebus_slot *run_no_sub(struct ebus_exec *ex,
+                                                              struct lane *l,
                                                               struct ebus_slot *s,
                                                               struct ebus_slot *end)
 {
@@ -371,7 +372,7 @@ static __attribute__((noinline)) struct ebus_slot *run_no_sub(struct ebus_exec *
 		if (EBUS_UNLIKELY(ex->hist != NULL))
 			ebus_hist_record(ex->hist, s->ts);
 		if (s->kind != SLOT_INLINE)
-			ebus_slot_release(ex->env->alloc, s);
+			ebus_lane_slot_release(l, ex->env->alloc, s);
 	}
 	ctr_add(&topic_ctrs_of(t, ex->index)->dropped_no_sub, (uint64_t)(s - start));
 	ctr_add(&ex->d.dropped_no_sub, (uint64_t)(s - start));
@@ -390,9 +391,10 @@ static __attribute__((noinline)) struct ebus_slot *run_no_sub(struct ebus_exec *
  * subscriber loop keeps its registers.
  * `timed` (a constant at each call) records the latency histogram.
  */
-static inline void drain_stretch(struct ebus_exec *ex, struct ebus_slot *s, struct ebus_slot *end,
-                                 struct ebus_topic_s *after, uint64_t source, bool timed)
+static inline void drain_stretch(struct ebus_exec *ex, struct lane *l, struct ebus_slot *s,
+                                 struct ebus_slot *end, struct ebus_topic_s *after, bool timed)
 {
+	uint64_t source = l->source;
 	struct dispatch_frame f;
 	f.ev.source = source;
 	f.env = ex->env;
@@ -403,7 +405,7 @@ static inline void drain_stretch(struct ebus_exec *ex, struct ebus_slot *s, stru
 		struct ebus_slot *start = s;
 		uint64_t calls = 0;
 		if (EBUS_UNLIKELY(!a)) {
-			s = run_no_sub(ex, s, end);
+			s = run_no_sub(ex, l, s, end);
 			continue;
 		}
 		f.tc = topic_ctrs_of(t, ex->index);
@@ -425,7 +427,7 @@ static inline void drain_stretch(struct ebus_exec *ex, struct ebus_slot *s, stru
 			} else {
 				f.ev.data = s->u.ref.ptr;
 				call_subscribers(&f, a);
-				ebus_slot_release(f.env->alloc, s);
+				ebus_lane_slot_release(l, f.env->alloc, s);
 			}
 			s = nx;
 			/* every subscriber left (a == NULL): the outer loop counts the rest */
@@ -443,16 +445,16 @@ static inline void drain_dispatch(struct ebus_exec *ex, struct lane *l, unsigned
 	struct ebus_slot *b = l->buf;
 	if (EBUS_UNLIKELY(ex->hist != NULL)) {
 		if (n <= room) {
-			drain_stretch(ex, b + head, b + head + n, NULL, l->source, true);
+			drain_stretch(ex, l, b + head, b + head + n, NULL, true);
 		} else {
-			drain_stretch(ex, b + head, b + head + room, b[0].topic, l->source, true);
-			drain_stretch(ex, b, b + (n - room), NULL, l->source, true);
+			drain_stretch(ex, l, b + head, b + head + room, b[0].topic, true);
+			drain_stretch(ex, l, b, b + (n - room), NULL, true);
 		}
 	} else if (EBUS_LIKELY(n <= room)) {
-		drain_stretch(ex, b + head, b + head + n, NULL, l->source, false);
+		drain_stretch(ex, l, b + head, b + head + n, NULL, false);
 	} else {
-		drain_stretch(ex, b + head, b + head + room, b[0].topic, l->source, false);
-		drain_stretch(ex, b, b + (n - room), NULL, l->source, false);
+		drain_stretch(ex, l, b + head, b + head + room, b[0].topic, false);
+		drain_stretch(ex, l, b, b + (n - room), NULL, false);
 	}
 }
 
@@ -463,7 +465,7 @@ static void drain_discard(struct ebus_exec *ex, struct lane *l, unsigned c, unsi
 		struct ebus_slot *s = &l->buf[(c + i) & l->ring.mask];
 		ctr_add(&ex->d.dropped_shutdown, 1);
 		ctr_add(&topic_ctrs_of(s->topic, ex->index)->dropped_shutdown, 1);
-		ebus_slot_release(ex->env->alloc, s);
+		ebus_lane_slot_release(l, ex->env->alloc, s);
 	}
 }
 
@@ -490,13 +492,16 @@ static unsigned lane_drain(struct ebus_exec *ex, struct lane *l, unsigned max, i
 	ctr_add_release(&l->consumed, n); /* after c_head: ebus_lane_counts */
 	ctr_add_release(&ex->finished, n);
 	/* A producer blocked on this full lane sleeps until it is half empty:
-	 * one wake per half lane, not per batch. Light fence against the
+	 * one wake per half lane, not per batch; one blocked on the lane's
+	 * arena is woken after every batch (its bytes come back in slot
+	 * order, as they are dispatched). Light fence against the
 	 * producer's heavy one (ebus_exec_wait_space). Only the producer clears
 	 * space_wait: clearing it here from a stale reading could erase the
 	 * flag of the producer's next sleep and lose that wakeup. */
 	ebus_fence_light();
 	if (EBUS_UNLIKELY(atomic_load_explicit(&l->space_wait, memory_order_relaxed)) &&
-	    p - (c + n) <= mask / 2)
+	    (p - (c + n) <= mask / 2 ||
+	     atomic_load_explicit(&l->space_wait, memory_order_relaxed) == 2))
 		ebus_exec_poke(ex);
 	EBUS_TEST_STALL(EBUS_TP_LANE_DRAINED, ex->index);
 	return n;
@@ -996,6 +1001,7 @@ struct space_ctx {
 	struct ebus_waiter w;
 	struct ebus_exec *self, *target;
 	struct lane *lane;
+	size_t arena_need; /* 0: a slot */
 	struct ebus_slot *slot;
 };
 
@@ -1009,8 +1015,8 @@ static int space_check(struct ebus_waiter *w)
 	EBUS_TEST_STALL(EBUS_TP_FULL_WAIT, c->self ? (long)c->self->index : -1);
 	if (atomic_load_explicit(c->target->env->state, memory_order_acquire) != 0)
 		return EBUS_ERR_SHUTDOWN;
-	c->slot = ebus_lane_reserve(c->lane);
-	if (c->slot)
+	if (c->arena_need ? ebus_lane_arena_fits(c->lane, c->arena_need)
+	                  : (c->slot = ebus_lane_reserve(c->lane)) != NULL)
 		return EBUS_OK;
 	if (c->self && cycle_through(c->self, c->target))
 		return EBUS_ERR_DEADLOCK;
@@ -1021,16 +1027,17 @@ static uint32_t space_announce(struct ebus_waiter *w)
 {
 	struct space_ctx *c = EBUS_CONTAINER(w, struct space_ctx, w);
 	uint32_t v = progress_word(c->target);
-	atomic_store_explicit(&c->lane->space_wait, 1, memory_order_seq_cst);
+	atomic_store_explicit(&c->lane->space_wait, c->arena_need ? 2 : 1, memory_order_seq_cst);
 	EBUS_TEST_STALL(EBUS_TP_FULL_SLEEP, c->self ? (long)c->self->index : -1);
 	return v;
 }
 
 int ebus_exec_wait_space(struct ebus_exec *ex, struct lane *l, uint64_t deadline,
-                         struct ebus_slot **slot)
+                         size_t arena_need, struct ebus_slot **slot)
 {
 	struct space_ctx c = { { space_check, space_announce, NULL, &ex->progress, deadline },
-		               ebus_on_executor_of(ex->env) ? ebus_tls_exec : NULL, ex, l, NULL };
+		               ebus_on_executor_of(ex->env) ? ebus_tls_exec : NULL, ex, l, arena_need,
+		               NULL };
 	int rc;
 
 	if (c.self == ex) {

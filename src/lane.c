@@ -6,7 +6,7 @@
 #include "lane.h"
 
 int ebus_lane_set_init(struct lane_set *s, const ebus_allocator_t *a, unsigned capacity,
-                       unsigned nexec)
+                       unsigned nexec, uint32_t arena_size)
 {
 	s->gone = ebus_zalloc(a, nexec * sizeof s->gone[0], _Alignof(struct lane_totals));
 	if (!s->gone)
@@ -17,12 +17,15 @@ int ebus_lane_set_init(struct lane_set *s, const ebus_allocator_t *a, unsigned c
 	s->alloc = a;
 	s->capacity = capacity;
 	s->nexec = nexec;
+	s->arena_size = arena_size;
 	return EBUS_OK;
 }
 
 static void lane_free(struct lane_set *s, struct lane *l)
 {
 	cds_list_del(&l->set_node);
+	if (l->arena)
+		ebus_free(s->alloc, l->arena, l->arena_size);
 	ebus_free(s->alloc, l->buf, (size_t)s->capacity * sizeof(struct ebus_slot));
 	ebus_free(s->alloc, l, sizeof *l);
 }
@@ -51,6 +54,8 @@ struct lane *ebus_lane_new(struct lane_set *s, unsigned exec)
 	}
 	ck_ring_init(&l->ring, s->capacity);
 	l->exec = exec;
+	l->arena_size = s->arena_size;
+	atomic_init(&l->arena_tail, 0);
 	atomic_init(&l->closed, 0);
 	atomic_init(&l->space_wait, 0);
 	pthread_mutex_lock(&s->lock);
@@ -69,6 +74,7 @@ void ebus_lane_reclaim(struct lane_set *s, struct lane *l)
 	t->dropped_full += ctr_get(&l->dropped_full);
 	t->rejected_full += ctr_get(&l->rejected_full);
 	t->rejected_timeout += ctr_get(&l->rejected_timeout);
+	t->payload_allocs += ctr_get(&l->payload_allocs);
 	lane_free(s, l);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -81,6 +87,7 @@ void ebus_lane_set_stats(struct lane_set *s, unsigned exec, ebus_stats_t *st)
 	st->dropped_full += s->gone[exec].dropped_full;
 	st->rejected_full += s->gone[exec].rejected_full;
 	st->rejected_timeout += s->gone[exec].rejected_timeout;
+	st->payload_allocs += s->gone[exec].payload_allocs;
 	st->lanes_created += s->gone[exec].created;
 	EBUS_LIST_FOR_EACH(l, &s->lanes, struct lane, set_node) {
 		if (l->exec != exec)
@@ -92,8 +99,17 @@ void ebus_lane_set_stats(struct lane_set *s, unsigned exec, ebus_stats_t *st)
 		st->dropped_full += ctr_get(&l->dropped_full);
 		st->rejected_full += ctr_get(&l->rejected_full);
 		st->rejected_timeout += ctr_get(&l->rejected_timeout);
+		st->payload_allocs += ctr_get(&l->payload_allocs);
 		st->queued += queued;
 		st->lanes_live++;
 	}
 	pthread_mutex_unlock(&s->lock);
+}
+
+void *ebus_lane_arena_new(struct lane *l, const ebus_allocator_t *a)
+{
+	/* Page-aligned, so that chunks (16-byte multiples) never share a line
+	 * with anything but their neighbours in the same lane. */
+	l->arena = ebus_alloc(a, l->arena_size, 4096);
+	return l->arena;
 }

@@ -26,7 +26,7 @@
 #include <pthread.h>
 
 /* ---- the slot: one cache line, stored inline in the ring ---------------- */
-enum { SLOT_INLINE = 0, SLOT_OWNED = 1, SLOT_REF = 2 };
+enum { SLOT_INLINE = 0, SLOT_OWNED = 1, SLOT_REF = 2, SLOT_ARENA = 3 };
 
 struct ebus_topic_s;
 struct ebus_slot {
@@ -41,14 +41,19 @@ struct ebus_slot {
 			void *ptr;
 			ebus_release_fn release; /* SLOT_REF only */
 			void *arg;
-		} ref;
+		} ref; /* SLOT_OWNED, SLOT_REF */
+		struct {
+			void *ptr;    /* in the lane's arena */
+			uint64_t end; /* the arena position the consumer frees up to */
+		} arena; /* SLOT_ARENA: ptr shares its place with ref.ptr */
 	} u;
 } __attribute__((aligned(EBUS_CL)));
 _Static_assert(sizeof(struct ebus_slot) == EBUS_CL, "a slot is one cache line");
 
 CK_RING_PROTOTYPE(ebus_slot, ebus_slot)
 
-/* Frees an owned copy or calls a reference's release function. */
+/* Frees an owned copy or calls a reference's release function (an arena
+ * slot is given back by its lane: ebus_lane_slot_release). */
 static inline void ebus_slot_release(const ebus_allocator_t *a, struct ebus_slot *s)
 {
 	if (s->kind == SLOT_OWNED)
@@ -96,6 +101,13 @@ struct lane {
 	unsigned c_cache __attribute__((aligned(EBUS_CL))); /* c_head when last read */
 	unsigned batch_end; /* ebus_publish_batch: written up to here, not committed */
 	bool in_batch;      /* ebus_publish_batch: on this call's list of lanes */
+	/* The payload arena (ebus_lane_arena_take): bytes [arena_tail, arena_head)
+	 * of a ring of arena_size are in use, positions growing forever. */
+	unsigned char *arena;   /* NULL until the first payload that needs it */
+	uint64_t arena_head;    /* next free position */
+	uint64_t arena_tcache;  /* arena_tail when last read */
+	uint64_t arena_mark;    /* ebus_publish_batch: arena_head when it began */
+	ebus_ctr payload_allocs;
 	ebus_ctr dropped_full;
 	ebus_ctr rejected_full;
 	ebus_ctr rejected_timeout;
@@ -103,6 +115,7 @@ struct lane {
 	 * c_head, written after each c_head store). What was published is
 	 * consumed + (p_tail - (unsigned)consumed): ebus_lane_counts. */
 	ebus_ctr consumed __attribute__((aligned(EBUS_CL)));
+	_Atomic uint64_t arena_tail; /* arena bytes given back, in lane order */
 	/* cold */
 	struct ebus_slot *buf __attribute__((aligned(EBUS_CL)));
 	/* The consuming executor's park word, set by ebus_exec_add_lane: the
@@ -111,8 +124,11 @@ struct lane {
 	 * the bus. */
 	_Atomic uint32_t *park_word;
 	_Atomic int closed;     /* the owning thread exited; set after its last commit */
-	_Atomic int space_wait; /* the producer sleeps until this lane is half empty */
+	/* The producer sleeps until this lane is half empty (1), or until the
+	 * consumer gives arena bytes back (2). */
+	_Atomic int space_wait;
 	unsigned exec;          /* index of the consuming executor */
+	uint32_t arena_size;    /* bytes, a power of two (the set's) */
 	uint64_t source;        /* the producing thread's id (ebus_event_t.source) */
 	/* Unique in the set, increasing. The set's list is newest first, so
 	 * ids decrease along it: flush finds its lanes again by id, and a
@@ -177,6 +193,60 @@ static inline void ebus_lane_commit(struct lane *l)
 	ebus_lane_publish(l, __atomic_load_n(&l->ring.p_tail, __ATOMIC_RELAXED) + 1);
 }
 
+/*
+ * ---- the payload arena ----------------------------------------------------
+ * A ring of bytes per lane for payloads above the slot: the producer takes
+ * 16-byte-aligned chunks in order (a chunk that would cross the ring's end
+ * starts at its beginning, the bytes skipped belong to it), each slot
+ * records where its chunk ends, and the consumer, which finishes slots in
+ * lane order, gives the arena back up to there. The producer's cached tail
+ * is read again only when the cache says full.
+ */
+void *ebus_lane_arena_new(struct lane *l, const ebus_allocator_t *a); /* NULL: no memory */
+
+/* Where a chunk of len bytes would start (*start) and end (the return). */
+static inline uint64_t ebus_lane_arena_span(const struct lane *l, size_t len, uint64_t *start)
+{
+	uint64_t size = l->arena_size, head = l->arena_head, need = (len + 15) & ~(uint64_t)15;
+	uint64_t off = head & (size - 1);
+	*start = off + need <= size ? head : head + (size - off);
+	return *start + need;
+}
+
+/* Producer: the arena (which exists) has room for a chunk of len bytes
+ * (len <= arena_size / 4) now. */
+static inline bool ebus_lane_arena_fits(struct lane *l, size_t len)
+{
+	uint64_t start, end = ebus_lane_arena_span(l, len, &start);
+	if (EBUS_UNLIKELY(end - l->arena_tcache > l->arena_size)) {
+		l->arena_tcache = atomic_load_explicit(&l->arena_tail, memory_order_acquire);
+		return end - l->arena_tcache <= l->arena_size;
+	}
+	return true;
+}
+
+/* Producer: a chunk of len bytes of the (existing) arena, or NULL when it
+ * has no room now; *end: the slot's arena.end. */
+static inline void *ebus_lane_arena_take(struct lane *l, size_t len, uint64_t *end)
+{
+	uint64_t start;
+	if (EBUS_UNLIKELY(!ebus_lane_arena_fits(l, len)))
+		return NULL;
+	*end = ebus_lane_arena_span(l, len, &start);
+	l->arena_head = *end;
+	return l->arena + (start & (l->arena_size - 1));
+}
+
+/* Consumer: the slot's payload is done with. */
+static inline void ebus_lane_slot_release(struct lane *l, const ebus_allocator_t *a,
+                                          struct ebus_slot *s)
+{
+	if (s->kind == SLOT_ARENA)
+		atomic_store_explicit(&l->arena_tail, s->u.arena.end, memory_order_release);
+	else
+		ebus_slot_release(a, s);
+}
+
 /* Any thread: events published to the lane so far, and those not yet
  * released by the consumer, as one consistent pair. */
 static inline void ebus_lane_counts(struct lane *l, uint64_t *published, unsigned *queued)
@@ -191,7 +261,7 @@ static inline void ebus_lane_counts(struct lane *l, uint64_t *published, unsigne
 
 /* Totals of one executor's reclaimed lanes (a live lane counts itself). */
 struct lane_totals {
-	uint64_t published, dropped_full, rejected_full, rejected_timeout;
+	uint64_t published, dropped_full, rejected_full, rejected_timeout, payload_allocs;
 	uint64_t created; /* lanes ever made for this executor */
 };
 
@@ -202,10 +272,11 @@ struct lane_set {
 	struct lane_totals *gone;   /* [nexec], under lock */
 	const ebus_allocator_t *alloc;
 	unsigned capacity, nexec;
+	uint32_t arena_size; /* of each lane's arena */
 };
 
 int ebus_lane_set_init(struct lane_set *s, const ebus_allocator_t *a, unsigned capacity,
-                       unsigned nexec);
+                       unsigned nexec, uint32_t arena_size);
 /* Destroy, alone: frees every lane left and the set's own memory. */
 void ebus_lane_set_fini(struct lane_set *s);
 /* Any thread: a new, empty lane for executor `exec`, already in the set. */

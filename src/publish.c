@@ -46,12 +46,71 @@ static inline void slot_fill_inline(struct ebus_slot *s, struct ebus_topic_s *t,
 	copy_small(s->u.data, data, len);
 }
 
+/* Room for a payload above the slot: a chunk of the lane's arena (made on
+ * first use), or for a payload above a quarter of the arena a buffer from
+ * the allocator (counted). Sets the slot's kind and pointer (*out).
+ * EBUS_ERR_FULL: the arena has no room now (the caller applies the full
+ * policy: the arena is part of the lane's capacity); EBUS_ERR_NOMEM.
+ * Either leaves nothing behind. */
+static int slot_payload(struct ebus *bus, struct lane *lane, struct ebus_slot *s, size_t len,
+                        void **out)
+{
+	void *p;
+	if (EBUS_LIKELY(len <= lane->arena_size / 4)) {
+		if (EBUS_UNLIKELY(!lane->arena) && !ebus_lane_arena_new(lane, &bus->alloc))
+			return EBUS_ERR_NOMEM;
+		if (!(p = ebus_lane_arena_take(lane, len, &s->u.arena.end)))
+			return EBUS_ERR_FULL;
+		s->kind = SLOT_ARENA;
+		s->u.arena.ptr = p;
+		*out = p;
+		return EBUS_OK;
+	}
+	if (!(p = ebus_alloc(&bus->alloc, len, 16)))
+		return EBUS_ERR_NOMEM;
+	ctr_add(&lane->payload_allocs, 1);
+	s->kind = SLOT_OWNED;
+	s->u.ref.ptr = p;
+	*out = p;
+	return EBUS_OK;
+}
+
+/* The lane's arena has no room for len bytes: the publish's policy decides
+ * (as lane_full for slots; the caller's slot stays reserved meanwhile). */
+static int arena_full(struct ebus *bus, struct lane *lane, ebus_full_policy policy, size_t len)
+{
+	struct ebus_slot *unused;
+	switch (policy ? policy : bus->policy) {
+	case EBUS_FULL_FAIL:
+		ctr_add(&lane->rejected_full, 1);
+		return EBUS_ERR_FULL;
+	case EBUS_FULL_DROP:
+		ctr_add(&lane->dropped_full, 1);
+		return EBUS_DROPPED;
+	default:
+		return ebus_exec_wait_space(bus->exec[lane->exec], lane,
+		                            ebus_deadline_after(bus->block_timeout_ns), len, &unused);
+	}
+}
+
+/* Gives back what slot_payload took for a slot that will not be committed
+ * (the producer's side: the arena chunk was the last one taken). */
+static void slot_payload_undo(struct ebus *bus, struct lane *lane, struct ebus_slot *s,
+                              uint64_t arena_head)
+{
+	if (s->kind == SLOT_OWNED)
+		ebus_free(&bus->alloc, s->u.ref.ptr, s->len);
+	else if (s->kind == SLOT_ARENA)
+		lane->arena_head = arena_head;
+}
+
 /* Fills a reserved slot in the general case: a reference, an inline copy
- * or an owned copy. EBUS_ERR_NOMEM leaves the slot uncommitted (nothing
- * happened). */
-static int slot_fill(struct ebus *bus, struct ebus_slot *s, struct ebus_topic_s *t,
-                     const void *data, size_t len, bool by_ref, ebus_release_fn release,
-                     void *arg)
+ * or a copy into the arena or an allocated buffer. EBUS_ERR_NOMEM and
+ * EBUS_ERR_FULL (the arena: see slot_payload) leave the slot uncommitted
+ * (nothing happened). */
+static int slot_fill(struct ebus *bus, struct lane *lane, struct ebus_slot *s,
+                     struct ebus_topic_s *t, const void *data, size_t len, bool by_ref,
+                     ebus_release_fn release, void *arg)
 {
 	if (EBUS_UNLIKELY(bus->timestamps)) /* same line as bus->state: no extra miss */
 		s->ts = ebus_now_ns();
@@ -67,12 +126,11 @@ static int slot_fill(struct ebus *bus, struct ebus_slot *s, struct ebus_topic_s 
 		s->u.ref.release = release;
 		s->u.ref.arg = arg;
 	} else {
-		void *copy = ebus_alloc(&bus->alloc, len, 16);
-		if (!copy)
-			return EBUS_ERR_NOMEM;
+		void *copy;
+		int rc = slot_payload(bus, lane, s, len, &copy);
+		if (rc)
+			return rc;
 		memcpy(copy, data, len);
-		s->kind = SLOT_OWNED;
-		s->u.ref.ptr = copy;
 	}
 	return EBUS_OK;
 }
@@ -90,7 +148,7 @@ static int lane_full(struct ebus *bus, struct lane *lane, ebus_full_policy polic
 		return EBUS_DROPPED;
 	default:
 		return ebus_exec_wait_space(bus->exec[lane->exec], lane,
-		                            ebus_deadline_after(bus->block_timeout_ns), s);
+		                            ebus_deadline_after(bus->block_timeout_ns), 0, s);
 	}
 }
 
@@ -145,7 +203,17 @@ static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, b
 		ebus_topic_count_refused(t, rc);
 		goto out;
 	}
-	rc = slot_fill(bus, s, t, data, len, by_ref, release, arg);
+	while ((rc = slot_fill(bus, lane, s, t, data, len, by_ref, release, arg)) == EBUS_ERR_FULL) {
+		/* the arena: the same policy as for slots */
+		if ((rc = arena_full(bus, lane, policy, len)) != EBUS_OK) {
+			if (rc == EBUS_ERR_SHUTDOWN)
+				count_shutdown(bus);
+			else if (rc == EBUS_DROPPED)
+				++*seq;
+			ebus_topic_count_refused(t, rc);
+			goto out;
+		}
+	}
 	if (rc)
 		goto out;
 	s->seq = ++*seq;
@@ -342,11 +410,9 @@ static __attribute__((noinline)) void batch_undo(struct batch *b, const ebus_msg
 	for (unsigned i = 0; i < b->nl; i++) {
 		struct lane *l = b->lanes[i];
 		unsigned p = __atomic_load_n(&l->ring.p_tail, __ATOMIC_RELAXED);
-		for (; p != l->batch_end; p++) {
-			struct ebus_slot *s = ebus_lane_slot(l, p);
-			if (s->kind == SLOT_OWNED)
-				ebus_free(&b->bus->alloc, s->u.ref.ptr, s->len);
-		}
+		for (; p != l->batch_end; p++)
+			slot_payload_undo(b->bus, l, ebus_lane_slot(l, p), l->arena_mark);
+		l->arena_head = l->arena_mark;
 		l->batch_end = __atomic_load_n(&l->ring.p_tail, __ATOMIC_RELAXED);
 		l->in_batch = false;
 	}
@@ -366,16 +432,19 @@ static struct lane *batch_lane(struct batch *b, unsigned exec)
 	if (!l->in_batch) {
 		l->in_batch = true;
 		l->batch_end = __atomic_load_n(&l->ring.p_tail, __ATOMIC_RELAXED);
+		l->arena_mark = l->arena_head;
 		b->lanes[b->nl++] = l;
 	}
 	return l;
 }
 
-/* No room at the lane's write position (lane->batch_end): check the rest
- * of the batch (msgs[i..n)) if nothing is committed yet, commit, then the
- * policy. EBUS_OK: there is a slot now. */
+/* No room at the lane's write position (lane->batch_end), or with
+ * arena_need > 0 none in its arena: check the rest of the batch
+ * (msgs[i..n)) if nothing is committed yet, commit, then the policy.
+ * EBUS_OK: there is room now. */
 static __attribute__((noinline)) int batch_full(struct batch *b, struct lane *lane,
-                                                const ebus_msg_t *m, size_t left)
+                                                const ebus_msg_t *m, size_t left,
+                                                size_t arena_need)
 {
 	struct ebus_slot *s;
 	int rc;
@@ -383,7 +452,8 @@ static __attribute__((noinline)) int batch_full(struct batch *b, struct lane *la
 		return rc;
 	batch_commit(b, false);
 	b->committed = true;
-	rc = lane_full(b->bus, lane, b->policy, &s);
+	rc = arena_need ? arena_full(b->bus, lane, b->policy, arena_need)
+	                : lane_full(b->bus, lane, b->policy, &s);
 	if (rc == EBUS_ERR_SHUTDOWN)
 		count_shutdown(b->bus);
 	if (rc != EBUS_OK)
@@ -460,7 +530,7 @@ static int batch_async(struct batch *b, const ebus_msg_t *msgs, size_t n, size_t
 			if (room == 0) {
 				lane->batch_end = pos;
 				*seqp = seq;
-				rc = batch_full(b, lane, m, (size_t)(end - m)); /* commits: pos is p_tail now */
+				rc = batch_full(b, lane, m, (size_t)(end - m), 0); /* commits: pos is p_tail now */
 				seqp = &p->seq[t->index];                      /* the table may have grown */
 				if (rc == EBUS_DROPPED) {
 					seq = ++*seqp; /* the gap of a drop */
@@ -480,8 +550,25 @@ static int batch_async(struct batch *b, const ebus_msg_t *msgs, size_t n, size_t
 		} else if (EBUS_UNLIKELY(msg_bad(bus, m))) {
 			rc = msg_error(bus, m);
 			break;
-		} else if ((rc = slot_fill(bus, s, t, m->data, len, false, NULL, NULL)) != EBUS_OK) {
-			break;
+		} else if ((rc = slot_fill(bus, lane, s, t, m->data, len, false, NULL, NULL)) !=
+		           EBUS_OK) {
+			if (rc != EBUS_ERR_FULL)
+				break;
+			/* the arena is full: as for a full lane, then this message again */
+			lane->batch_end = pos;
+			*seqp = seq;
+			rc = batch_full(b, lane, m, (size_t)(end - m), len);
+			seqp = &p->seq[t->index];
+			if (rc == EBUS_DROPPED) {
+				seq = ++*seqp;
+				dropped++;
+				rc = EBUS_OK;
+				goto next;
+			}
+			if (rc != EBUS_OK)
+				break;
+			m--; /* the slot at pos is still free: fill it now */
+			goto next;
 		}
 		s->seq = ++seq;
 		pos++;
@@ -610,18 +697,23 @@ int ebus_claim(ebus_topic_t *t, size_t len, ebus_claim_t *c)
 	}
 	s->topic = t;
 	s->len = (uint32_t)len;
+	p->claim_arena_head = lane->arena_head;
 	if (len <= EBUS_INLINE_MAX) {
 		s->kind = SLOT_INLINE;
 		c->data = len ? s->u.data : NULL;
 	} else {
-		void *buf = ebus_alloc(&bus->alloc, len, 16);
-		if (!buf) {
-			rc = EBUS_ERR_NOMEM;
+		while ((rc = slot_payload(bus, lane, s, len, &c->data)) == EBUS_ERR_FULL &&
+		       (rc = arena_full(bus, lane, EBUS_FULL_DEFAULT, len)) == EBUS_OK)
+			;
+		if (rc != EBUS_OK) {
+			if (rc == EBUS_ERR_SHUTDOWN)
+				count_shutdown(bus);
+			else if (rc == EBUS_DROPPED)
+				++*seq;
+			if (rc != EBUS_ERR_NOMEM)
+				ebus_topic_count_refused(t, rc);
 			goto fail;
 		}
-		s->kind = SLOT_OWNED;
-		s->u.ref.ptr = buf;
-		c->data = buf;
 	}
 	c->len = len;
 	c->priv_[0] = p;
@@ -685,9 +777,7 @@ int ebus_claim_commit(ebus_claim_t *c)
 
 void ebus_claim_drop(struct ebus *bus, struct producer *p)
 {
-	struct ebus_slot *s = p->claim_slot;
-	if (s->kind == SLOT_OWNED)
-		ebus_free(&bus->alloc, s->u.ref.ptr, s->len);
+	slot_payload_undo(bus, p->claim_lane, p->claim_slot, p->claim_arena_head);
 	claim_close(p, NULL);
 	atomic_store_explicit(&p->busy, 0, memory_order_release);
 }

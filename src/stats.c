@@ -358,6 +358,9 @@ static const struct metric bus_metrics[] = {
 	{ "lanes_reclaimed_total", "counter", NULL, ST(lanes_reclaimed), "Lanes of exited threads reclaimed.", 0 },
 	{ "parks_total", "counter", NULL, ST(parks), "Times an executor went to sleep.", 0 },
 	{ "wakeups_total", "counter", NULL, ST(wakeups), "Times an executor woke from sleep.", 0 },
+	{ "payload_allocs_total", "counter", NULL, ST(payload_allocs),
+	  "Payloads above the slot copied with the allocator, not the lane's arena (arena full, "
+	  "or the payload above a quarter of it).", 0 },
 };
 
 static const struct metric topic_metrics[] = {

@@ -341,6 +341,21 @@ static void test_create_configs(void)
 		cfg.reserved_[i] = 0;
 	}
 
+	/* lane_arena_bytes: a power of two in [4 KiB, 1 GiB] */
+	{
+		const uint64_t bad[] = {1, 4095, 4097, 3u << 12, 1ull << 31, UINT64_MAX};
+		for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+			ebus_t *b = (ebus_t *)(uintptr_t)0x5eed;
+			cfg.lane_arena_bytes = bad[i];
+			CHECK_EQ_INT(ebus_create(&cfg, &b), EBUS_ERR_CONFIG);
+			CHECK(b == (ebus_t *)(uintptr_t)0x5eed);
+		}
+		cfg.lane_arena_bytes = 4096;
+		CHECK_OK(ebus_create(&cfg, &bus));
+		ebus_destroy(bus);
+		cfg.lane_arena_bytes = 0;
+	}
+
 	/* the allocator fails: EBUS_ERR_NOMEM, *out untouched, nothing left behind */
 	tu_alloc al = {0};
 	ebus_allocator_t hooks = tu_allocator(&al);
@@ -356,6 +371,24 @@ static void test_create_configs(void)
 }
 
 /* ---- the table of calls on a live bus ------------------------------------------- */
+
+struct arena_nomem {
+	ebus_topic_t *t;
+	tu_alloc *al;
+	const char *big;
+	int rc;
+};
+/* Makes its lane with one inline event, then publishes a payload above
+ * the slot with the allocator failing: the lane's arena cannot be made. */
+static void *arena_nomem_thread(void *arg)
+{
+	struct arena_nomem *a = arg;
+	CHECK_OK(ebus_publish(a->t, "i", 1));
+	atomic_store(&a->al->fail, 1);
+	a->rc = ebus_publish(a->t, a->big, EBUS_INLINE_MAX + 1);
+	atomic_store(&a->al->fail, 0);
+	return NULL;
+}
 
 static void run_bus_cases(int synchronous)
 {
@@ -540,13 +573,21 @@ static void run_bus_cases(int synchronous)
 	static sink failing_sink;
 	rc = ebus_subscribe(ts, sink_handler, &failing_sink, &id);
 	CHECK_MSG(rc == EBUS_ERR_NOMEM, "ebus_subscribe with a failing allocator: %s", ebus_errname(rc));
-	if (!synchronous) {
-		/* a payload above EBUS_INLINE_MAX needs a bus-owned buffer */
-		rc = ebus_publish(ts, big, EBUS_INLINE_MAX + 1);
-		CHECK_MSG(rc == EBUS_ERR_NOMEM, "ebus_publish of %d bytes with a failing allocator: %s",
-		          EBUS_INLINE_MAX + 1, ebus_errname(rc));
-	}
 	atomic_store(&al.fail, 0);
+	if (!synchronous) {
+		/* a payload above EBUS_INLINE_MAX on a lane whose arena does not
+		 * exist yet (a new thread's lane) needs the allocator */
+		struct arena_nomem an = {ts, &al, big, -1};
+		pthread_t th;
+		tu_thread_create(&th, arena_nomem_thread, &an);
+		tu_thread_join(th);
+		CHECK_MSG(an.rc == EBUS_ERR_NOMEM, "ebus_publish of %d bytes with a failing allocator: %s",
+		          EBUS_INLINE_MAX + 1, ebus_errname(an.rc));
+		CHECK_OK(ebus_flush(bus, 0));
+		CHECK_EQ_U64(atomic_load(&s.calls), 4); /* its inline event, not the large one */
+		atomic_fetch_sub(&s.calls, 1);
+		accepted_other++;
+	}
 	PROBE(&p, "allocator failed");
 	CHECK_EQ_U64(atomic_load(&s.calls), 3);
 	CHECK_EQ_U64(atomic_load(&failing_sink.calls), 0);

@@ -1,6 +1,7 @@
 /*
- * The publish and dispatch paths do not allocate for inline payloads
- * (<= EBUS_INLINE_MAX bytes): after a warm-up (topics, subscriptions and the
+ * The publish and dispatch paths do not allocate, for inline payloads
+ * (<= EBUS_INLINE_MAX bytes) and for larger ones up to a quarter of the
+ * lane arena (64 KiB by default): after a warm-up (topics, subscriptions and the
  * publishing thread's lanes exist), publishing and delivering a million
  * inline events, with the executors parking and waking and the publisher
  * blocking on full lanes, and the final ebus_flush, make zero allocator calls.
@@ -24,8 +25,15 @@ static unsigned char payload_byte(uint64_t seq, size_t i)
 	return (unsigned char)(tu_mix(seq) >> (8 * (i % 8))) ^ (unsigned char)i;
 }
 
+/* Inline payloads (8 .. EBUS_INLINE_MAX), or with `large` payloads above
+ * the slot up to a quarter of the default lane arena (64 KiB), which travel
+ * in the lane's arena. */
+static int large;
+static const size_t large_sizes[] = {EBUS_INLINE_MAX + 1, 100, 1000, 4096, 20000, 65536};
 static size_t payload_len(uint64_t seq)
 {
+	if (large)
+		return large_sizes[seq % (sizeof large_sizes / sizeof large_sizes[0])];
 	return 8 + (size_t)(seq % (EBUS_INLINE_MAX - 8 + 1)); /* 8 .. EBUS_INLINE_MAX */
 }
 
@@ -47,7 +55,7 @@ static int na_handler(const ebus_event_t *ev, void *ctx)
 
 static void publish_range(ebus_topic_t **topics, uint64_t *seqs, uint64_t from, uint64_t to)
 {
-	unsigned char buf[EBUS_INLINE_MAX];
+	static unsigned char buf[65536];
 	for (uint64_t k = from; k < to; k++) {
 		unsigned t = (unsigned)(k % 2);
 		uint64_t seq = seqs[t]++;
@@ -99,11 +107,12 @@ static void run(ebus_wait wait, unsigned lane_capacity, uint64_t n)
 	const uint64_t a1 = atomic_load(&al.allocs), f1 = atomic_load(&al.frees);
 
 	ebus_stats_t st = tu_stats(bus);
-	printf("   %" PRIu64 " inline events: %" PRIu64 " allocations, %" PRIu64 " frees; %" PRIu64
+	printf("   %" PRIu64 " %s events: %" PRIu64 " allocations, %" PRIu64 " frees; %" PRIu64
 	       " parks, %" PRIu64 " wakeups\n",
-	       n, a1 - a0, f1 - f0, st.parks, st.wakeups);
-	CHECK_MSG(a1 == a0, "%" PRIu64 " allocations while publishing inline events", a1 - a0);
-	CHECK_MSG(f1 == f0, "%" PRIu64 " frees while publishing inline events", f1 - f0);
+	       n, large ? "arena" : "inline", a1 - a0, f1 - f0, st.parks, st.wakeups);
+	CHECK_MSG(a1 == a0, "%" PRIu64 " allocations while publishing", a1 - a0);
+	CHECK_MSG(f1 == f0, "%" PRIu64 " frees while publishing", f1 - f0);
+	CHECK_EQ_U64(st.payload_allocs, 0);
 
 	for (unsigned t = 0; t < 2; t++)
 		for (unsigned s = 0; s < 2; s++)
@@ -127,10 +136,20 @@ static void test_park_small_lanes(void)
 	run(EBUS_WAIT_SPIN_PARK, 16, N / 4 ? N / 4 : 1);
 }
 
+static void test_park_arena_payloads(void)
+{
+	/* payloads above the slot, up to 64 KiB: the lane's arena fills and
+	 * the publisher waits for it, and still nothing is allocated */
+	large = 1;
+	run(EBUS_WAIT_SPIN_PARK, 64, N / 100 ? N / 100 : 1);
+	large = 0;
+}
+
 int main(void)
 {
 	N = tu_param("EBUS_STRESS_EVENTS", 1000000, 100000000);
 	TU_RUN(test_park_default_lanes);
 	TU_RUN(test_park_small_lanes);
+	TU_RUN(test_park_arena_payloads);
 	return tu_finish("test_noalloc");
 }

@@ -1184,6 +1184,181 @@ static void claim_full(void)
 	}
 }
 
+/* ---- the lane arena (payloads above the slot) ------------------------------- */
+
+static ebus_t *bus_arena_new(uint64_t arena, unsigned capacity, ebus_full_policy policy)
+{
+	ebus_config_t cfg = {0};
+	ebus_t *bus = NULL;
+	cfg.executors = 1;
+	cfg.lane_capacity = capacity;
+	cfg.full_policy = policy;
+	cfg.lane_arena_bytes = arena;
+	CHECK_OK(ebus_create(&cfg, &bus));
+	return bus;
+}
+
+/* Sizes around the arena's quarter (4 KiB of 16 KiB) and far above it,
+ * round and round the ring: bytes and order hold, and exactly the payloads
+ * above the quarter were copied with the allocator (a full arena waits,
+ * it never falls back). */
+static void arena_sizes(void)
+{
+	static const size_t sizes[] = {EBUS_INLINE_MAX + 1, 48, 100, 1000, 4095, 4096, 4097, 20000};
+	enum { NS = sizeof sizes / sizeof sizes[0] };
+	uint64_t n = tu_param("EBUS_STRESS_ARENA_EVENTS", 4000, 400000);
+	ebus_t *bus = bus_arena_new(16384, 64, EBUS_FULL_BLOCK);
+	ebus_topic_t *t;
+	recorder r;
+	static unsigned char buf[20000];
+	uint64_t big = 0;
+	rec_init(&r, n);
+	CHECK_OK(ebus_topic(bus, "arena.t", &t));
+	CHECK_OK(ebus_subscribe(t, rec_handler, &r, &sid_));
+	for (uint64_t i = 0; i < n; i++) {
+		size_t len = sizes[i % NS];
+		fill_payload(buf, i, len);
+		CHECK_OK(ebus_publish(t, buf, len));
+		big += len > 4096;
+	}
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), n);
+	for (size_t k = 0; k < n; k++) {
+		CHECK_EQ_U64(r.ev[k].len, sizes[k % NS]);
+		CHECK_EQ_U64(r.ev[k].value, k);
+		CHECK(r.ev[k].bytes_ok);
+		CHECK_EQ_U64(r.ev[k].seq, k + 1);
+	}
+	ebus_stats_t st = tu_stats(bus);
+	CHECK_EQ_U64(st.payload_allocs, big);
+	CHECK_EQ_U64(st.rejected_full + st.dropped_full, 0);
+	ebus_destroy(bus);
+	rec_fini(&r);
+}
+
+/* The arena is part of the lane's capacity: with the executor held and
+ * slots to spare, 1000-byte payloads fill a 4 KiB arena after 4 (1008
+ * bytes each); FAIL then refuses (EBUS_ERR_FULL), DROP drops with a gap,
+ * a claim gets the same answer, and everything accepted arrives intact. */
+static void arena_full_policy(void)
+{
+	for (int pol = 0; pol < 2; pol++) {
+		ebus_full_policy policy = pol ? EBUS_FULL_DROP : EBUS_FULL_FAIL;
+		ebus_t *bus = bus_arena_new(4096, 1024, policy);
+		ebus_topic_t *t;
+		recorder r;
+		tu_gate gate;
+		ebus_claim_t c;
+		static unsigned char buf[1000];
+		uint64_t h = 0;
+		unsigned ok = 0;
+		int rc;
+		tu_gate_init(&gate);
+		rec_init(&r, 64);
+		r.gate = &gate;
+		CHECK_OK(ebus_topic(bus, "af.t", &t));
+		CHECK_OK(ebus_subscribe(t, rec_handler, &r, &sid_));
+		CHECK_OK(ebus_publish(t, &h, sizeof h));
+		tu_gate_wait_entered(&gate, 1);
+		for (uint64_t i = 1;; i++) {
+			fill_payload(buf, i, sizeof buf);
+			if ((rc = ebus_publish(t, buf, sizeof buf)) != EBUS_OK)
+				break;
+			ok++;
+		}
+		CHECK_EQ_INT(ok, 4);
+		CHECK_EQ_INT(rc, pol ? EBUS_DROPPED : EBUS_ERR_FULL);
+		CHECK_EQ_INT(ebus_claim(t, sizeof buf, &c), rc);
+		CHECK_OK(ebus_publish(t, &h, sizeof h)); /* inline: the slots have room */
+		ebus_stats_t st = tu_stats(bus);
+		CHECK_EQ_U64(pol ? st.dropped_full : st.rejected_full, 2);
+		tu_gate_open(&gate);
+		CHECK_OK(ebus_flush(bus, 0));
+		CHECK_EQ_U64(rec_count(&r), 6);
+		for (unsigned k = 1; k <= 4; k++) {
+			CHECK_EQ_U64(r.ev[k].value, k);
+			CHECK(r.ev[k].bytes_ok);
+		}
+		/* DROP: the dropped publish and the dropped claim left two gaps */
+		CHECK_EQ_U64(r.ev[5].seq, pol ? 8 : 6);
+		CHECK_EQ_U64(tu_stats(bus).payload_allocs, 0);
+		ebus_destroy(bus);
+		rec_fini(&r);
+		tu_gate_destroy(&gate);
+	}
+}
+
+/* Undo gives the arena back: an aborted claim and a batch undone by bad
+ * input leave the next payload at the same place in the arena. */
+static void arena_undo(void)
+{
+	ebus_t *bus = bus_arena_new(16384, 64, EBUS_FULL_BLOCK);
+	ebus_topic_t *t;
+	recorder r;
+	ebus_claim_t c;
+	static unsigned char buf[3000];
+	void *first;
+	rec_init(&r, 8);
+	CHECK_OK(ebus_topic(bus, "undo.t", &t));
+	CHECK_OK(ebus_subscribe(t, rec_handler, &r, &sid_));
+	CHECK_OK(ebus_claim(t, sizeof buf, &c));
+	first = c.data;
+	CHECK_OK(ebus_claim_abort(&c));
+	CHECK_OK(ebus_claim(t, sizeof buf, &c));
+	CHECK(c.data == first);
+	CHECK_OK(ebus_claim_abort(&c));
+	{
+		ebus_msg_t m[3] = {{t, buf, sizeof buf}, {t, buf, sizeof buf}, {t, NULL, 5}};
+		size_t acc = 7;
+		CHECK_EQ_INT(ebus_publish_batch(m, 3, EBUS_FULL_DEFAULT, &acc), EBUS_ERR_NULL);
+		CHECK_EQ_U64(acc, 0);
+	}
+	CHECK_OK(ebus_claim(t, sizeof buf, &c));
+	CHECK(c.data == first);
+	fill_payload(c.data, 11, sizeof buf);
+	CHECK_OK(ebus_claim_commit(&c));
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), 1);
+	CHECK_EQ_U64(r.ev[0].value, 11);
+	CHECK(r.ev[0].bytes_ok);
+	CHECK_EQ_U64(r.ev[0].seq, 1);
+	ebus_destroy(bus);
+	rec_fini(&r);
+}
+
+/* Batches of large payloads through a small arena under BLOCK: the batch
+ * commits what it wrote, waits for arena bytes and goes on. */
+static void arena_batch(void)
+{
+	enum { N = 300 };
+	ebus_t *bus = bus_arena_new(8192, 16, EBUS_FULL_BLOCK);
+	ebus_topic_t *t;
+	recorder r;
+	ebus_msg_t m[N];
+	static unsigned char bufs[N][1500];
+	size_t acc;
+	rec_init(&r, N);
+	CHECK_OK(ebus_topic(bus, "ab.t", &t));
+	CHECK_OK(ebus_subscribe(t, rec_handler, &r, &sid_));
+	for (unsigned i = 0; i < N; i++) {
+		size_t len = 40 + (i * 37) % 1460;
+		fill_payload(bufs[i], i, len);
+		m[i] = (ebus_msg_t){t, bufs[i], len};
+	}
+	CHECK_OK(ebus_publish_batch(m, N, EBUS_FULL_DEFAULT, &acc));
+	CHECK_EQ_U64(acc, N);
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), N);
+	for (unsigned k = 0; k < N; k++) {
+		CHECK_EQ_U64(r.ev[k].value, k);
+		CHECK_EQ_U64(r.ev[k].len, m[k].len);
+		CHECK(r.ev[k].bytes_ok);
+	}
+	CHECK_EQ_U64(tu_stats(bus).payload_allocs, 0);
+	ebus_destroy(bus);
+	rec_fini(&r);
+}
+
 int main(void)
 {
 	printf("test_publish_api (%s tier)\n", tu_tier_name());
@@ -1215,5 +1390,9 @@ int main(void)
 	TU_RUN(claim_thread_exit);
 	TU_RUN(claim_shutdown_race);
 	TU_RUN(claim_full);
+	TU_RUN(arena_sizes);
+	TU_RUN(arena_full_policy);
+	TU_RUN(arena_undo);
+	TU_RUN(arena_batch);
 	return tu_finish("test_publish_api");
 }

@@ -229,7 +229,11 @@ typedef struct ebus_config {
 	                               before the executors start, so it sees
 	                               every meta event, executor.started included */
 	void *meta_handler_ctx;
-	uint64_t reserved_[8];      /* zero (EBUS_ERR_CONFIG otherwise): room for
+	uint64_t lane_arena_bytes;  /* each lane's arena for payloads above
+	                               EBUS_INLINE_MAX (see ebus_publish): a power
+	                               of two in [4 KiB, 1 GiB]; 0 = 256 KiB.
+	                               Allocated on a lane's first such event. */
+	uint64_t reserved_[7];      /* zero (EBUS_ERR_CONFIG otherwise): room for
 	                               later fields without an ABI break */
 } ebus_config_t;
 
@@ -395,8 +399,13 @@ EBUS_API ebus_t *ebus_topic_bus(const ebus_topic_t *topic);
 
 /*
  * Publishes len bytes (copied; the caller's buffer is free on return).
- * Up to EBUS_INLINE_MAX bytes travel inside the ring slot: no allocation.
- * Larger payloads (up to max_payload) are copied into a bus-owned buffer.
+ * Up to EBUS_INLINE_MAX bytes travel inside the ring slot. Larger payloads
+ * (up to max_payload) are copied into the lane's arena, a ring of bytes
+ * freed in lane order as the executor finishes each event (config
+ * lane_arena_bytes); one above a quarter of the arena, or one that finds
+ * it full, is copied into a buffer from the allocator instead (counted as
+ * payload_allocs). Either way no allocation in steady state unless the
+ * arena is too small for the load.
  *
  * Asynchronous bus: returns once the event is in the calling thread's lane
  * to the topic's executor. No lock, no CAS, no RCU on this path. A full lane
@@ -406,8 +415,8 @@ EBUS_API ebus_t *ebus_topic_bus(const ebus_topic_t *topic);
  * and delivered after the current handler returns (before the outer
  * publish returns), so handlers never nest and per-topic order holds.
  *
- * No lock, no CAS, no allocation for inline payloads (asynchronous bus);
- * it blocks only under EBUS_FULL_BLOCK.
+ * No lock, no CAS, no allocation (asynchronous bus; see above for large
+ * payloads); it blocks only under EBUS_FULL_BLOCK.
  * Thread-safety: any thread, concurrently, including handlers.
  * Errors: EBUS_ERR_SHUTDOWN, EBUS_ERR_TOO_LARGE, EBUS_ERR_NULL (NULL
  * topic, or NULL data with len > 0), EBUS_ERR_RESERVED (a "$ebus." topic),
@@ -725,7 +734,12 @@ typedef struct ebus_stats_s {
 	                                   one lane when it began draining it (max
 	                                   over lanes since create; totals: max over
 	                                   executors; 0 in synchronous mode) */
-	uint64_t reserved_[8];          /* zero: room for later counters */
+	uint64_t payload_allocs;        /* events above EBUS_INLINE_MAX copied with
+	                                   the allocator instead of the lane's arena
+	                                   (arena full, or the payload above a
+	                                   quarter of it); by-reference events
+	                                   are not counted */
+	uint64_t reserved_[7];          /* zero: room for later counters */
 } ebus_stats_t;
 
 /* Totals over all executors (executor < 0) or one executor (stripe).
