@@ -38,9 +38,11 @@ total() {
 	callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'
 }
 
-# measure SCENARIO SYSTEM N -> "publisher consumer" instructions
+# measure SCENARIO SYSTEM N -> "publisher consumer memcpy" instructions
+# (memcpy: the publisher thread's calls of libc's memcpy, for payloads
+# copied out of line)
 measure() {
-	local d=$work/$1.$2.$3 pub=0 cons=0 f loop
+	local d=$work/$1.$2.$3 pub=0 cons=0 copy=0 f loop
 	mkdir -p "$d"
 	valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$d/cg.%p" \
 		"$bin" "$1" "$2" "$3" >/dev/null 2>"$d/log" || { cat "$d/log" >&2; exit 1; }
@@ -52,14 +54,18 @@ measure() {
 	for f in "$d"/cg.*-*; do
 		local p t h
 		p=$(ir "$f" "$loop")
-		[ "$p" -gt 0 ] && pub=$p
+		if [ "$p" -gt 0 ]; then
+			pub=$p
+			copy=$(callgrind_annotate "$f" 2>/dev/null |
+				awk '/:__mem(cpy|move)_[a-z_0-9]* / { gsub(",", "", $1); s += $1 } END { print s + 0 }')
+		fi
 		h=$(self "$f" cost_handler)
 		if [ "$h" -gt 0 ]; then
 			t=$(total "$f")
 			cons=$((t - h))
 		fi
 	done
-	echo "$pub $cons"
+	echo "$pub $cons $copy"
 }
 
 per_event() { # A1 A2 -> (A2 - A1) / (n2 - n1), one decimal
@@ -68,16 +74,19 @@ per_event() { # A1 A2 -> (A2 - A1) / (n2 - n1), one decimal
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 declare -A P C
-for sc in throughput fanout by-name batch; do
+declare -A M
+for sc in throughput fanout by-name batch large; do
 	for sys in ebus ring; do
-		case "$sc.$sys" in by-name.ring | batch.ring) continue ;; esac
+		case "$sc.$sys" in by-name.ring | batch.ring | large.ring) continue ;; esac
 		echo "== callgrind: $sc $sys at $n1 and $n2 events" >&2
-		read -r p1 c1 < <(measure "$sc" "$sys" "$n1")
-		read -r p2 c2 < <(measure "$sc" "$sys" "$n2")
+		read -r p1 c1 m1 < <(measure "$sc" "$sys" "$n1")
+		read -r p2 c2 m2 < <(measure "$sc" "$sys" "$n2")
 		P[$sc.$sys]=$(per_event "$p1" "$p2")
 		C[$sc.$sys]=$(per_event "$c1" "$c2")
+		M[$sc.$sys]=$(per_event "$m1" "$m2")
 	done
 done
+large_nocopy=$(awk -v a="${P[large.ebus]}" -v b="${M[large.ebus]}" 'BEGIN { printf "%.1f", a - b }')
 extra_e=$(awk -v a="${C[throughput.ebus]}" -v b="${C[fanout.ebus]}" 'BEGIN { printf "%.1f", (b - a) / 3 }')
 extra_r=$(awk -v a="${C[throughput.ring]}" -v b="${C[fanout.ring]}" 'BEGIN { printf "%.1f", (b - a) / 3 }')
 
@@ -94,3 +103,5 @@ echo "| consumer: each extra subscriber | $extra_e | $extra_r | $(ratio "$extra_
 echo "| both threads, 1 subscriber | $(awk -v a="${P[throughput.ebus]}" -v b="${C[throughput.ebus]}" 'BEGIN { printf "%.1f", a + b }') | $(awk -v a="${P[throughput.ring]}" -v b="${C[throughput.ring]}" 'BEGIN { printf "%.1f", a + b }') | $(ratio "$(awk -v a="${P[throughput.ebus]}" -v b="${C[throughput.ebus]}" 'BEGIN { print a + b }')" "$(awk -v a="${P[throughput.ring]}" -v b="${C[throughput.ring]}" 'BEGIN { print a + b }')") |"
 echo "| publisher by name (\`ebus_publish_name\`) | ${P[by-name.ebus]} | (\`ebus_publish\`: ${P[throughput.ebus]}) | $(ratio "${P[by-name.ebus]}" "${P[throughput.ebus]}") |"
 echo "| publisher, batches of 64 (\`ebus_publish_batch\`, per event) | ${P[batch.ebus]} | (\`ebus_publish\`: ${P[throughput.ebus]}) | $(ratio "${P[batch.ebus]}" "${P[throughput.ebus]}") |"
+echo "| publisher, 256 B through the lane arena, without the memcpy (${M[large.ebus]}) | $large_nocopy | (\`ebus_publish\` of 32 B: ${P[throughput.ebus]}) | $(ratio "$large_nocopy" "${P[throughput.ebus]}") |"
+echo "| consumer, 256 B through the lane arena, 1 subscriber | ${C[large.ebus]} | (32 B: ${C[throughput.ebus]}) | $(ratio "${C[large.ebus]}" "${C[throughput.ebus]}") |"

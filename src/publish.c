@@ -259,6 +259,56 @@ static __attribute__((noinline)) int publish_wake(struct lane *lane, struct prod
 }
 
 /*
+ * ebus_publish's path for a payload above the slot (the caller checked the
+ * fast-path conditions and the length): the same steps with a chunk of
+ * the lane's arena taken in line, and the copy. Anything unusual (no
+ * arena yet, a chunk that would wrap the ring, a stale tail cache, a
+ * payload above a quarter of the arena, a full lane) goes the general way
+ * from the start, as the inline path does.
+ */
+static __attribute__((noinline)) int publish_arena(struct ebus_topic_s *t, const void *data,
+                                                   size_t len, struct producer *p)
+{
+	struct ebus *bus = t->bus;
+	struct lane *lane;
+	struct ebus_slot *s;
+	uint64_t head, need = (len + 15) & ~(uint64_t)15, off, size;
+	unsigned pos;
+
+	atomic_store_explicit(&p->busy, 1, memory_order_relaxed);
+	ebus_fence_light();
+	if (EBUS_UNLIKELY(atomic_load_explicit(&bus->state, memory_order_relaxed) != BUS_OPEN))
+		goto bail;
+	lane = p->lanes[t->executor];
+	if (EBUS_UNLIKELY(!lane) || EBUS_UNLIKELY(!lane->arena))
+		goto bail;
+	size = lane->arena_size;
+	head = lane->arena_head;
+	off = head & (size - 1);
+	if (EBUS_UNLIKELY(need > size / 4 || off + need > size ||
+	                  head + need - lane->arena_tcache > size) ||
+	    EBUS_UNLIKELY(!ebus_lane_space(lane, &pos, 1)))
+		goto bail;
+	lane->arena_head = head + need;
+	s = ebus_lane_slot(lane, pos);
+	s->topic = t;
+	s->len = (uint32_t)len;
+	s->kind = SLOT_ARENA;
+	s->u.arena.ptr = lane->arena + off;
+	s->u.arena.end = head + need;
+	memcpy(s->u.arena.ptr, data, len);
+	s->seq = ++p->seq[t->index];
+	ebus_lane_publish(lane, pos + 1);
+	if (ebus_lane_needs_wake(lane))
+		return publish_wake(lane, p);
+	atomic_store_explicit(&p->busy, 0, memory_order_release);
+	return EBUS_OK;
+bail:
+	atomic_store_explicit(&p->busy, 0, memory_order_release);
+	return publish_slow(t, data, len);
+}
+
+/*
  * The hot path, top to bottom: an inline payload on an open asynchronous
  * bus whose calling thread already has its lane. The same steps as
  * publish_async (busy flag and light fence for the shutdown Dekker,
@@ -281,9 +331,13 @@ int ebus_publish(ebus_topic_t *t, const void *data, size_t len)
 		return publish_slow(t, data, len);
 	bus = t->bus;
 	p = ebus_tls_last;
-	if (EBUS_UNLIKELY(len - 1 >= bus->fast_max || t->flags || !p || p->bus_id != bus->id ||
-	                  t->index >= p->nseq))
+	if (EBUS_UNLIKELY(t->flags || !p || p->bus_id != bus->id || t->index >= p->nseq))
 		return publish_slow(t, data, len);
+	if (EBUS_UNLIKELY(len - 1 >= bus->fast_max)) {
+		if (bus->fast_max == EBUS_INLINE_MAX && len <= bus->max_payload)
+			return publish_arena(t, data, len, p);
+		return publish_slow(t, data, len);
+	}
 	seq = &p->seq[t->index];
 	atomic_store_explicit(&p->busy, 1, memory_order_relaxed);
 	ebus_fence_light();

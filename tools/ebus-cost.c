@@ -8,7 +8,9 @@
  *     SCENARIO  throughput (1 subscriber), fanout (4 subscribers),
  *               by-name (1 subscriber, published by name),
  *               batch (1 subscriber, ebus_publish_batch of 64 messages
- *               built in the loop; ebus only)
+ *               built in the loop; ebus only),
+ *               large (1 subscriber, LARGE-byte payloads, which travel in
+ *               the lane's arena; ebus only)
  *     SYSTEM    ebus, or ring (a raw ck SPSC ring of 64-byte slots whose
  *               consumer drains batches of 64 and calls the same handler
  *               through a pointer, once per subscriber)
@@ -38,6 +40,7 @@
 #include <string.h>
 
 #define PAYLOAD 32
+#define LARGE 256
 #define BATCH 64
 #define MAX_SUBS 4
 
@@ -77,7 +80,7 @@ static unsigned pow2_above(uint64_t n)
 
 enum mode { SINGLE, BY_NAME, BATCH_MODE };
 
-static __attribute__((noinline)) void publish_loop(ebus_topic_t *t, ebus_t *bus, const char *name,
+static __attribute__((noinline, noclone)) void publish_loop(ebus_topic_t *t, ebus_t *bus, const char *name,
                                             uint64_t n, const unsigned char *payload)
 {
 	size_t len = payload_len;
@@ -90,7 +93,7 @@ static __attribute__((noinline)) void publish_loop(ebus_topic_t *t, ebus_t *bus,
 
 /* Batches of BATCH messages (the last one shorter), each built here: the
  * caller's share of the work is counted as for publish_loop's arguments. */
-static __attribute__((noinline)) void batch_loop(ebus_topic_t *t, uint64_t n,
+static __attribute__((noinline, noclone)) void batch_loop(ebus_topic_t *t, uint64_t n,
                                           const unsigned char *payload)
 {
 	size_t len = payload_len;
@@ -113,12 +116,14 @@ static int run_ebus(unsigned subs, enum mode mode, uint64_t n)
 	ebus_t *bus;
 	ebus_topic_t *t, *g;
 	ebus_sub_id id;
-	unsigned char payload[PAYLOAD] = { 1 };
+	static unsigned char payload[LARGE] = { 1 };
 	static char ctx[MAX_SUBS];
 
 	memset(&cfg, 0, sizeof cfg);
 	cfg.executors = 1;
 	cfg.lane_capacity = pow2_above(n);
+	if (payload_len > EBUS_INLINE_MAX) /* the arena holds every event too */
+		cfg.lane_arena_bytes = (uint64_t)pow2_above(n * ((payload_len + 15) / 16)) * 16;
 	cfg.wait = EBUS_WAIT_SPIN_PARK;
 	cfg.spin_iterations = 1;
 	if (ebus_create(&cfg, &bus) != EBUS_OK || ebus_topic(bus, "cost.t", &t) != EBUS_OK ||
@@ -194,7 +199,7 @@ static void *ref_consumer(void *arg)
 	return NULL;
 }
 
-static __attribute__((noinline)) void ring_publish_loop(struct ref *r, uint64_t n,
+static __attribute__((noinline, noclone)) void ring_publish_loop(struct ref *r, uint64_t n,
                                                  const unsigned char *payload)
 {
 	size_t len = payload_len;
@@ -248,7 +253,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc != 4 || (n = strtoull(argv[3], NULL, 10)) == 0) {
-		fprintf(stderr, "usage: ebus-cost throughput|fanout|by-name|batch ebus|ring EVENTS\n");
+		fprintf(stderr, "usage: ebus-cost throughput|fanout|by-name|batch|large ebus|ring EVENTS\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "throughput") == 0) {
@@ -261,6 +266,9 @@ int main(int argc, char **argv)
 	} else if (strcmp(argv[1], "batch") == 0) {
 		subs = 1;
 		mode = BATCH_MODE;
+	} else if (strcmp(argv[1], "large") == 0) {
+		subs = 1;
+		payload_len = LARGE;
 	} else {
 		fprintf(stderr, "ebus-cost: unknown scenario '%s'\n", argv[1]);
 		return 2;
@@ -270,7 +278,7 @@ int main(int argc, char **argv)
 	if (strcmp(argv[2], "ebus") == 0)
 		return run_ebus(subs, mode, n);
 	if (strcmp(argv[2], "ring") == 0)
-		return mode != SINGLE ? 2 : run_ring(subs, n);
+		return mode != SINGLE || payload_len != PAYLOAD ? 2 : run_ring(subs, n);
 	fprintf(stderr, "ebus-cost: unknown system '%s'\n", argv[2]);
 	return 2;
 }
