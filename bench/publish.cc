@@ -18,10 +18,13 @@
  * up and the time is the publisher's own cost).
  *
  * Paths: ebus_publish by handle (32 B travels inline in the slot; 256 B and
- * 4 KiB are copied into a bus-owned malloc'd buffer that the executor
- * frees), ebus_publish_name (name check + hash + lock-free lookup, then the
- * handle path), ebus_publish_ref (pointer in the slot, release callback
- * after the subscriber; no copy, so the size does not matter).
+ * 4 KiB are copied into the lane's arena, which the executor gives back in
+ * lane order), ebus_publish_name (name check + hash + lock-free lookup,
+ * then the handle path), ebus_publish_ref (pointer in the slot, release
+ * callback after the subscriber; no copy, so the size does not matter),
+ * ebus_publish_batch (64 messages per call: one p_tail store, one wake-up
+ * check; items = events), ebus_claim + ebus_claim_commit (the payload
+ * written in place: in the slot for 32 B, in the arena for 256 B).
  *
  * Compared with: BM_ref_ckring_publish, a raw ck_ring SPSC reserve + fill
  * of the same 64-byte slot + commit (one C function call per event, as
@@ -35,6 +38,7 @@
 #include "refs.h"
 
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <vector>
 
@@ -198,6 +202,65 @@ void BM_ebus_publish_ref(benchmark::State &state)
 		state.SkipWithError("release calls != accepted publishes");
 }
 BENCHMARK(BM_ebus_publish_ref)->ArgName("bytes")->Arg(32)->Arg(4096)->UseRealTime();
+
+/* ebus_publish_batch: 64 messages of one topic per call, built in the loop
+ * (the caller's share, as for ebus_publish's arguments). One iteration is
+ * one call; items_per_second counts events. */
+void BM_ebus_publish_batch(benchmark::State &state)
+{
+	const size_t len = static_cast<size_t>(state.range(0));
+	constexpr size_t kBatch = 64;
+	std::vector<unsigned char> payload(len, 0x5a);
+	ebus_msg_t m[kBatch];
+	AsyncBus b;
+	if (!b.open(state))
+		return b.close(state, 0);
+	if (!gb::ok(state, ebus_publish(b.topic, payload.data(), len), "warm-up publish"))
+		return b.close(state, 0);
+	ebus_flush(b.bus, 0);
+
+	for (auto _ : state) {
+		size_t acc;
+		for (size_t i = 0; i < kBatch; i++)
+			m[i] = ebus_msg_t{b.topic, payload.data(), len};
+		int rc = ebus_publish_batch(m, kBatch, EBUS_FULL_DEFAULT, &acc);
+		if (__builtin_expect(rc != EBUS_OK || acc != kBatch, 0)) {
+			gb::ok(state, rc, "ebus_publish_batch");
+			break;
+		}
+	}
+	state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(kBatch));
+	state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(kBatch * len));
+	b.close(state, static_cast<uint64_t>(state.iterations()) * kBatch + 1);
+}
+BENCHMARK(BM_ebus_publish_batch)->ArgName("bytes")->Arg(32)->Arg(256)->UseRealTime();
+
+/* ebus_claim + write in place + ebus_claim_commit: zero-copy publishing
+ * (the write is a memset of the payload, the caller's work). */
+void BM_ebus_claim(benchmark::State &state)
+{
+	const size_t len = static_cast<size_t>(state.range(0));
+	AsyncBus b;
+	if (!b.open(state))
+		return b.close(state, 0);
+	if (!gb::ok(state, ebus_publish(b.topic, "w", 1), "warm-up publish"))
+		return b.close(state, 0);
+	ebus_flush(b.bus, 0);
+
+	for (auto _ : state) {
+		ebus_claim_t c;
+		int rc = ebus_claim(b.topic, len, &c);
+		if (__builtin_expect(rc != EBUS_OK, 0)) {
+			gb::ok(state, rc, "ebus_claim");
+			break;
+		}
+		memset(c.data, 0x5a, len);
+		ebus_claim_commit(&c);
+	}
+	set_rates(state, len);
+	b.close(state, state.iterations() + 1);
+}
+BENCHMARK(BM_ebus_claim)->ArgName("bytes")->Arg(32)->Arg(256)->UseRealTime();
 
 /* The reference: raw ck_ring reserve + commit of the same slot. */
 void BM_ref_ckring_publish(benchmark::State &state)

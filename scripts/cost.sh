@@ -9,6 +9,10 @@
 # dispatch, and the handler bodies, which are subtracted. The publisher's
 # cost is its loop (inclusive: the call, the lane, the fences, the loop).
 #
+# Rows: the throughput and fanout scenarios beside the raw ring, then
+# ebus's other publish paths beside ebus_publish (by name, batches of 64,
+# claims, 256-byte payloads through the lane arena).
+#
 #   scripts/cost.sh                  sizes 100000 and 200000
 #   EBUS_COST_N1=.. EBUS_COST_N2=.. scripts/cost.sh
 set -euo pipefail
@@ -49,6 +53,7 @@ measure() {
 	case "$1.$2" in
 	*.ring) loop=ring_publish_loop ;;
 	batch.*) loop=batch_loop ;;
+	claim.*) loop=claim_loop ;;
 	*) loop=publish_loop ;;
 	esac
 	for f in "$d"/cg.*-*; do
@@ -75,9 +80,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 
 declare -A P C
 declare -A M
-for sc in throughput fanout by-name batch large; do
+for sc in throughput fanout by-name batch claim large; do
 	for sys in ebus ring; do
-		case "$sc.$sys" in by-name.ring | batch.ring | large.ring) continue ;; esac
+		case "$sc.$sys" in by-name.ring | batch.ring | claim.ring | large.ring) continue ;; esac
 		echo "== callgrind: $sc $sys at $n1 and $n2 events" >&2
 		read -r p1 c1 m1 < <(measure "$sc" "$sys" "$n1")
 		read -r p2 c2 m2 < <(measure "$sc" "$sys" "$n2")
@@ -103,5 +108,7 @@ echo "| consumer: each extra subscriber | $extra_e | $extra_r | $(ratio "$extra_
 echo "| both threads, 1 subscriber | $(awk -v a="${P[throughput.ebus]}" -v b="${C[throughput.ebus]}" 'BEGIN { printf "%.1f", a + b }') | $(awk -v a="${P[throughput.ring]}" -v b="${C[throughput.ring]}" 'BEGIN { printf "%.1f", a + b }') | $(ratio "$(awk -v a="${P[throughput.ebus]}" -v b="${C[throughput.ebus]}" 'BEGIN { print a + b }')" "$(awk -v a="${P[throughput.ring]}" -v b="${C[throughput.ring]}" 'BEGIN { print a + b }')") |"
 echo "| publisher by name (\`ebus_publish_name\`) | ${P[by-name.ebus]} | (\`ebus_publish\`: ${P[throughput.ebus]}) | $(ratio "${P[by-name.ebus]}" "${P[throughput.ebus]}") |"
 echo "| publisher, batches of 64 (\`ebus_publish_batch\`, per event) | ${P[batch.ebus]} | (\`ebus_publish\`: ${P[throughput.ebus]}) | $(ratio "${P[batch.ebus]}" "${P[throughput.ebus]}") |"
+claim_nocopy=$(awk -v a="${P[claim.ebus]}" -v b="${M[claim.ebus]}" 'BEGIN { printf "%.1f", a - b }')
+echo "| publisher, \`ebus_claim\` + \`ebus_claim_commit\` of 32 B, without the caller's memcpy (${M[claim.ebus]}) | $claim_nocopy | (\`ebus_publish\`: ${P[throughput.ebus]}) | $(ratio "$claim_nocopy" "${P[throughput.ebus]}") |"
 echo "| publisher, 256 B through the lane arena, without the memcpy (${M[large.ebus]}) | $large_nocopy | (\`ebus_publish\` of 32 B: ${P[throughput.ebus]}) | $(ratio "$large_nocopy" "${P[throughput.ebus]}") |"
 echo "| consumer, 256 B through the lane arena, 1 subscriber | ${C[large.ebus]} | (32 B: ${C[throughput.ebus]}) | $(ratio "${C[large.ebus]}" "${C[throughput.ebus]}") |"

@@ -9,6 +9,8 @@
  *               by-name (1 subscriber, published by name),
  *               batch (1 subscriber, ebus_publish_batch of 64 messages
  *               built in the loop; ebus only),
+ *               claim (1 subscriber, ebus_claim + memcpy + ebus_claim_commit;
+ *               ebus only),
  *               large (1 subscriber, LARGE-byte payloads, which travel in
  *               the lane's arena; ebus only)
  *     SYSTEM    ebus, or ring (a raw ck SPSC ring of 64-byte slots whose
@@ -78,7 +80,7 @@ static unsigned pow2_above(uint64_t n)
 
 /* ---- ebus ------------------------------------------------------------------ */
 
-enum mode { SINGLE, BY_NAME, BATCH_MODE };
+enum mode { SINGLE, BY_NAME, BATCH_MODE, CLAIM_MODE };
 
 static __attribute__((noinline, noclone)) void publish_loop(ebus_topic_t *t, ebus_t *bus, const char *name,
                                             uint64_t n, const unsigned char *payload)
@@ -106,6 +108,21 @@ static __attribute__((noinline, noclone)) void batch_loop(ebus_topic_t *t, uint6
 			m[j].len = len;
 		}
 		if (ebus_publish_batch(m, k, EBUS_FULL_DEFAULT, &acc) != EBUS_OK || acc != k)
+			abort();
+	}
+}
+
+/* ebus_claim, the payload written in place, ebus_claim_commit. */
+static __attribute__((noinline, noclone)) void claim_loop(ebus_topic_t *t, uint64_t n,
+                                                   const unsigned char *payload)
+{
+	size_t len = payload_len;
+	for (uint64_t i = 0; i < n; i++) {
+		ebus_claim_t c;
+		if (ebus_claim(t, len, &c) != EBUS_OK)
+			abort();
+		memcpy(c.data, payload, len);
+		if (ebus_claim_commit(&c) != EBUS_OK)
 			abort();
 	}
 }
@@ -140,6 +157,8 @@ static int run_ebus(unsigned subs, enum mode mode, uint64_t n)
 		;
 	if (mode == BATCH_MODE)
 		batch_loop(t, n, payload);
+	else if (mode == CLAIM_MODE)
+		claim_loop(t, n, payload);
 	else
 		publish_loop(t, bus, mode == BY_NAME ? "cost.t" : NULL, n, payload);
 	sem_post(&gate);
@@ -253,7 +272,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc != 4 || (n = strtoull(argv[3], NULL, 10)) == 0) {
-		fprintf(stderr, "usage: ebus-cost throughput|fanout|by-name|batch|large ebus|ring EVENTS\n");
+		fprintf(stderr, "usage: ebus-cost throughput|fanout|by-name|batch|claim|large ebus|ring EVENTS\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "throughput") == 0) {
@@ -266,6 +285,9 @@ int main(int argc, char **argv)
 	} else if (strcmp(argv[1], "batch") == 0) {
 		subs = 1;
 		mode = BATCH_MODE;
+	} else if (strcmp(argv[1], "claim") == 0) {
+		subs = 1;
+		mode = CLAIM_MODE;
 	} else if (strcmp(argv[1], "large") == 0) {
 		subs = 1;
 		payload_len = LARGE;
