@@ -34,9 +34,9 @@ extern "C" {
 #endif
 
 #define EBUS_VERSION_MAJOR 0
-#define EBUS_VERSION_MINOR 2
+#define EBUS_VERSION_MINOR 3
 #define EBUS_VERSION_PATCH 0
-#define EBUS_VERSION_STRING "0.2.0"
+#define EBUS_VERSION_STRING "0.3.0"
 
 /*
  * ABI. From 1.0 on, a minor release only adds: functions, enum values,
