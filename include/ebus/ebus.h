@@ -507,7 +507,7 @@ EBUS_API int ebus_publish_batch(const ebus_msg_t *msgs, size_t n, ebus_full_poli
  * ebus_shutdown waits for open claims (from the claiming thread it returns
  * EBUS_ERR_CLAIM_OPEN). A thread that exits with an open claim aborts it.
  */
-typedef struct ebus_claim {
+typedef struct ebus_claim_s {
 	void *data;     /* write len bytes here before the commit (NULL if len == 0) */
 	size_t len;
 	void *priv_[3]; /* the bus's */
