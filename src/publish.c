@@ -376,6 +376,17 @@ int ebus_publish_internal(struct ebus_topic_s *t, const void *data, size_t len)
 	return publish_async(t, data, len, false, NULL, NULL, EBUS_FULL_DROP);
 }
 
+int ebus_self_source(ebus_t *bus, uint64_t *out)
+{
+	struct producer *p;
+	if (!bus || !out)
+		return EBUS_ERR_NULL;
+	if (!(p = ebus_producer_get(bus)))
+		return EBUS_ERR_NOMEM;
+	*out = p->id;
+	return EBUS_OK;
+}
+
 /* ---- batches ---------------------------------------------------------------- */
 
 /*

@@ -144,6 +144,13 @@ static void seq_per_topic(int sync)
 	CHECK_EQ_U64(rec_count(&ra), N);
 	CHECK_EQ_U64(rec_count(&rb), N / 2);
 	CHECK(ra.ev[0].source != 0);
+	{
+		uint64_t self = 0;
+		CHECK_OK(ebus_self_source(bus, &self));
+		CHECK_EQ_U64(self, ra.ev[0].source);
+		CHECK_EQ_INT(ebus_self_source(NULL, &self), EBUS_ERR_NULL);
+		CHECK_EQ_INT(ebus_self_source(bus, NULL), EBUS_ERR_NULL);
+	}
 	for (size_t i = 0; i < N; i++) {
 		CHECK_EQ_U64(ra.ev[i].seq, i + 1);
 		CHECK_EQ_U64(ra.ev[i].value, i);

@@ -101,7 +101,10 @@ extern "C" {
 	X(EBUS_ERR_UNSUPPORTED, 30, "not supported by this bus (synchronous mode or a disabled feature)") \
 	X(EBUS_ERR_BUS_MISMATCH, 31, "the topics of one call belong to different buses")  \
 	X(EBUS_ERR_CLAIM_OPEN, 32, "this thread holds an open claim on that lane: commit or abort it first") \
-	X(EBUS_ERR_NO_CLAIM, 33, "no open claim (already committed or aborted, or never made)")
+	X(EBUS_ERR_NO_CLAIM, 33, "no open claim (already committed or aborted, or never made)") \
+	X(EBUS_ERR_PREFIX, 34, "the bridge's subject prefix is not a valid topic name")    \
+	X(EBUS_ERR_URL, 35, "a server URL is malformed")                                   \
+	X(EBUS_ERR_UNREACHABLE, 36, "no server answered within the connect timeout")
 
 typedef enum ebus_err {
 #define EBUS_ERR_ENUM_(name, value, text) name = value,
@@ -452,6 +455,17 @@ EBUS_API int ebus_publish_ex(ebus_topic_t *topic, const void *data, size_t len,
  * Ownership: as ebus_publish; name is not kept.
  */
 EBUS_API int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t len);
+
+/*
+ * The calling thread's source id on `bus`: the ebus_event_t.source of the
+ * events it publishes there (so a handler can tell its own thread's events,
+ * and a bridge the events it imported). Makes the thread's record on the
+ * bus if it has none yet (as its first publish would).
+ * Thread-safety: any thread.
+ * Errors: EBUS_ERR_NULL, EBUS_ERR_NOMEM; *out untouched.
+ * Ownership: nothing changes hands.
+ */
+EBUS_API int ebus_self_source(ebus_t *bus, uint64_t *out);
 
 /* One event of a batch: the arguments of ebus_publish. */
 typedef struct ebus_msg {

@@ -1,0 +1,127 @@
+/*
+ * ebus::nats - a bridge between an ebus bus and NATS (libebus-nats).
+ *
+ * A library beside the core: it uses only the public API of ebus.h and
+ * libnats; libebus itself never links libnats. Link with
+ * `pkg-config --libs ebus-nats` or the CMake target ebus::nats.
+ *
+ * Mapping: the local topic T is the NATS subject PREFIX.T. Export
+ * patterns (ebus syntax, which NATS shares) pick the local topics sent to
+ * NATS; import patterns pick the subjects under PREFIX. delivered to the
+ * local bus. Every message carries a 24-byte trailer after its payload:
+ * the exporting bridge's origin id and its sequence number (one sequence
+ * per origin, over all its subjects), so the importer counts gaps,
+ * duplicates and reordering per origin, and heartbeats (on PREFIX.$hb)
+ * carry the last sequence so that tail loss is counted too.
+ *
+ * Loops: a bridge never exports what it imported (its import publishes
+ * are recognised by their source, ebus_event_t.source), and never receives
+ * its own exports (NATS NoEcho).
+ *
+ * Status: export, import, the trailer and the loss counters. Not yet:
+ * reconnect accounting beyond libnats's own, JetStream, the ebus-bridge
+ * tool (see the README's "Across processes" when it exists).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef EBUS_NATS_H
+#define EBUS_NATS_H
+
+#include <ebus/ebus.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ebus_nats_bridge ebus_nats_bridge_t;
+
+/* Bridge configuration. Zero-initialise it and set what you need. */
+typedef struct ebus_nats_config_s {
+	const char *const *servers; /* NULL-terminated list of URLs, e.g.
+	                               "nats://127.0.0.1:4222"; at least one */
+	const char *prefix;         /* subject prefix: a valid ebus topic name
+	                               (no wildcard, not under "$ebus.") */
+	const char *const *exports; /* NULL-terminated ebus patterns, local -> NATS;
+	                               NULL: export nothing */
+	const char *const *imports; /* NULL-terminated ebus patterns, NATS -> local;
+	                               NULL: import nothing */
+	unsigned export_buffer;     /* events waiting for the network; 0 = 65536,
+	                               a power of two; overflow is counted */
+	uint64_t connect_timeout_ns; /* 0 = 2 s: create fails with
+	                                EBUS_ERR_UNREACHABLE after it */
+	uint64_t heartbeat_ns;      /* 0 = 100 ms */
+	uint64_t reserved_[8];      /* zero */
+} ebus_nats_config_t;
+
+/* Counters (relaxed reads; not atomic across fields while traffic flows).
+ * After a quiet flush of both ends:
+ *   exported(A) == imported(B) + filtered(B) + every loss B counted for A */
+typedef struct ebus_nats_stats_s {
+	uint64_t exported;          /* handed to libnats with NATS_OK */
+	uint64_t export_overflow;   /* lost: the export buffer was full */
+	uint64_t export_failed;     /* lost: libnats refused the publish */
+	uint64_t imported;          /* published on the local bus */
+	uint64_t filtered;          /* received, matched no import pattern */
+	uint64_t import_dropped;    /* lost at the NATS client (slow consumer) */
+	uint64_t import_rejected;   /* the local bus refused the publish */
+	uint64_t unmappable;        /* subjects ebus cannot name (never interned) */
+	uint64_t gaps;              /* events missing, per origin sequence */
+	uint64_t duplicates;        /* events seen twice */
+	uint64_t reordered;         /* events that arrived after a later one */
+	uint64_t heartbeats;        /* heartbeats received */
+	uint64_t disconnects, reconnects;
+	uint64_t reserved_[8];
+} ebus_nats_stats_t;
+
+/*
+ * Creates a bridge on `bus` and connects (bounded by connect_timeout_ns).
+ * Nothing flows until ebus_nats_start.
+ * Thread-safety: any thread.
+ * Errors: EBUS_ERR_NULL, EBUS_ERR_CONFIG (no server, a reserved word set,
+ * export_buffer not a power of two), EBUS_ERR_PREFIX (an invalid prefix),
+ * the pattern codes of ebus_pattern_validate, EBUS_ERR_URL (a malformed
+ * server URL), EBUS_ERR_UNREACHABLE (no server answered in time),
+ * EBUS_ERR_NOMEM, EBUS_ERR_SYSTEM; *out untouched.
+ * Ownership: *out is the caller's until ebus_nats_destroy; the bus must
+ * outlive the bridge; cfg is copied.
+ */
+int ebus_nats_create(ebus_t *bus, const ebus_nats_config_t *cfg, ebus_nats_bridge_t **out);
+
+/* Subscribes on both sides and starts the export thread.
+ * Thread-safety: one thread, once.
+ * Errors: EBUS_ERR_NULL, EBUS_ERR_SHUTDOWN (already started or stopped),
+ * EBUS_ERR_NOMEM, EBUS_ERR_SYSTEM.
+ * Ownership: nothing changes hands. */
+int ebus_nats_start(ebus_nats_bridge_t *b);
+
+/* Copies the counters.
+ * Thread-safety: any thread.
+ * Errors: EBUS_ERR_NULL.
+ * Ownership: *out is the caller's. */
+int ebus_nats_stats(ebus_nats_bridge_t *b, ebus_nats_stats_t *out);
+
+/* Blocks until every event exported so far reached the server (a NATS
+ * flush), up to timeout_ns (0: 5 s).
+ * Thread-safety: any thread but the bus's handlers.
+ * Errors: EBUS_ERR_NULL, EBUS_ERR_TIMEOUT.
+ * Ownership: nothing changes hands. */
+int ebus_nats_flush(ebus_nats_bridge_t *b, uint64_t timeout_ns);
+
+/* Stops: no more exports are taken, what is buffered is sent, imports
+ * stop, the connection drains and closes. Idempotent.
+ * Thread-safety: one thread, not a handler of the bus.
+ * Errors: EBUS_ERR_NULL.
+ * Ownership: nothing changes hands. */
+int ebus_nats_stop(ebus_nats_bridge_t *b);
+
+/* Stops if needed and frees the bridge. NULL is a no-op.
+ * Thread-safety: one thread, after every other call on the bridge.
+ * Errors: none.
+ * Ownership: frees the bridge. */
+void ebus_nats_destroy(ebus_nats_bridge_t *b);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,701 @@
+/*
+ * ebus::nats: the bridge between a bus and NATS (see include/ebus/nats.h).
+ *
+ * Export: one pattern subscription per export pattern (concurrent: its
+ * topics may live on several executors) copies each event into a bounded
+ * queue under a mutex (never a wait on the network: a full queue is
+ * counted as export_overflow) and the export thread publishes it on
+ * PREFIX.T with the trailer. The same thread sends a heartbeat every
+ * heartbeat_ns with the last sequence number.
+ *
+ * Import: one NATS subscription on PREFIX.> (so that the per-origin
+ * sequence accounts for every message of an origin, whatever the import
+ * patterns), delivered on libnats's thread: the trailer is checked against
+ * the origin's window, the subject mapped back to a topic name, the
+ * import patterns applied, and the event published with
+ * ebus_publish_name (which interns only names a subscription matches).
+ * The threads that publish imports record their source ids, and the
+ * export handler skips events from those sources: no re-export.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#define _GNU_SOURCE
+#include <ebus/nats.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TRAILER 24u
+#define MAGIC 0x45425553u /* "EBUS" */
+enum { KIND_DATA = 1, KIND_HEARTBEAT = 2 };
+#define MAX_IMPORT_SOURCES 16
+#define MAX_ORIGINS 64
+#define WINDOW 64 /* sequence numbers remembered below the highest */
+
+struct exp_rec {
+	char *buf; /* topic name, NUL, payload */
+	uint32_t nlen, len;
+};
+
+struct origin {
+	uint64_t id;
+	uint64_t max;  /* highest sequence seen */
+	uint64_t seen; /* bit i: max - i was seen */
+};
+
+struct ebus_nats_bridge {
+	ebus_t *bus;
+	char *prefix;
+	size_t prefix_len;
+	char **exports, **imports;
+	size_t nexports, nimports;
+	uint64_t heartbeat_ns;
+	uint64_t origin_id;
+	natsConnection *nc;
+	natsSubscription *sub;
+	ebus_sub_id *export_ids;
+	bool started, stopped;
+
+	/* the export queue, under m */
+	pthread_mutex_t m;
+	pthread_cond_t cv, idle;
+	struct exp_rec *q;
+	unsigned qcap, qhead, qtail; /* qtail - qhead queued */
+	bool quit, busy;
+	pthread_t thread;
+	uint64_t seq; /* export thread only */
+
+	/* import side (libnats's delivery thread; origins under om) */
+	pthread_mutex_t om;
+	struct origin origins[MAX_ORIGINS];
+	unsigned norigins;
+	_Atomic uint64_t import_sources[MAX_IMPORT_SOURCES];
+	_Atomic unsigned nimport_sources;
+
+	_Atomic uint64_t exported, export_overflow, export_failed, imported, filtered,
+		import_rejected, unmappable, gaps, duplicates, reordered, heartbeats, disconnects,
+		reconnects;
+	int64_t import_dropped_final; /* read before the subscription goes */
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* ---- configuration ------------------------------------------------------- */
+
+static size_t list_len(const char *const *l)
+{
+	size_t n = 0;
+	while (l && l[n])
+		n++;
+	return n;
+}
+
+static void list_free(char **l, size_t n)
+{
+	for (size_t i = 0; l && i < n; i++)
+		free(l[i]);
+	free(l);
+}
+
+static int list_copy(const char *const *src, char ***out, size_t *n_out)
+{
+	size_t n = list_len(src);
+	char **l = calloc(n + 1, sizeof *l);
+	if (!l)
+		return EBUS_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		int rc = ebus_pattern_validate(src[i]);
+		if (rc != EBUS_OK || !(l[i] = strdup(src[i]))) {
+			list_free(l, n);
+			return rc != EBUS_OK ? rc : EBUS_ERR_NOMEM;
+		}
+	}
+	*out = l;
+	*n_out = n;
+	return EBUS_OK;
+}
+
+static int check_config(const ebus_nats_config_t *c)
+{
+	size_t i;
+	if (!c->servers || !c->servers[0])
+		return EBUS_ERR_CONFIG;
+	for (i = 0; i < sizeof c->reserved_ / sizeof c->reserved_[0]; i++)
+		if (c->reserved_[i])
+			return EBUS_ERR_CONFIG;
+	if (c->export_buffer && (c->export_buffer & (c->export_buffer - 1)))
+		return EBUS_ERR_CONFIG;
+	if (!c->prefix || ebus_topic_validate(c->prefix) != EBUS_OK || c->prefix[0] == '$' ||
+	    strlen(c->prefix) > EBUS_TOPIC_MAX / 2)
+		return EBUS_ERR_PREFIX;
+	for (i = 0; c->servers[i]; i++) {
+		const char *u = c->servers[i], *hp = strstr(u, "://");
+		hp = hp ? hp + 3 : u;
+		if (!*hp || strchr(hp, ' ') || strchr(hp, '/') || (strstr(u, "://") && strncmp(u, "nats://", 7) != 0 &&
+		                                                   strncmp(u, "tls://", 6) != 0))
+			return EBUS_ERR_URL;
+	}
+	return EBUS_OK;
+}
+
+static uint64_t random_id(void)
+{
+	uint64_t v = 0;
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (read(fd, &v, sizeof v) != (ssize_t)sizeof v)
+			v = 0;
+		close(fd);
+	}
+	return v ? v : now_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
+}
+
+/* ---- connection callbacks ------------------------------------------------ */
+
+static void on_disconnected(natsConnection *nc, void *arg)
+{
+	(void)nc;
+	add(&((struct ebus_nats_bridge *)arg)->disconnects, 1);
+}
+
+static void on_reconnected(natsConnection *nc, void *arg)
+{
+	(void)nc;
+	add(&((struct ebus_nats_bridge *)arg)->reconnects, 1);
+}
+
+/* Slow-consumer errors are counted from natsSubscription_GetDropped, which
+ * is exact; the callback fires far less often than messages are lost. */
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *arg)
+{
+	(void)nc;
+	(void)sub;
+	(void)err;
+	(void)arg;
+}
+
+static int connect_nats(struct ebus_nats_bridge *b, const ebus_nats_config_t *c)
+{
+	natsOptions *o = NULL;
+	natsStatus s;
+	int n = (int)list_len(c->servers);
+	int64_t timeout_ms = c->connect_timeout_ns ? (int64_t)(c->connect_timeout_ns / 1000000u) : 2000;
+	if (timeout_ms < 1)
+		timeout_ms = 1;
+	if (natsOptions_Create(&o) != NATS_OK)
+		return EBUS_ERR_NOMEM;
+	s = natsOptions_SetServers(o, (const char **)c->servers, n);
+	if (s == NATS_OK)
+		s = natsOptions_SetTimeout(o, timeout_ms);
+	if (s == NATS_OK)
+		s = natsOptions_SetNoEcho(o, true);
+	if (s == NATS_OK)
+		s = natsOptions_SetNoRandomize(o, true);
+	if (s == NATS_OK)
+		s = natsOptions_SetAllowReconnect(o, true);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(o, -1);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectWait(o, 50);
+	if (s == NATS_OK)
+		s = natsOptions_SetDisconnectedCB(o, on_disconnected, b);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectedCB(o, on_reconnected, b);
+	if (s == NATS_OK)
+		s = natsOptions_SetErrorHandler(o, on_error, b);
+	if (s != NATS_OK) {
+		natsOptions_Destroy(o);
+		return s == NATS_NO_MEMORY ? EBUS_ERR_NOMEM : EBUS_ERR_URL;
+	}
+	s = natsConnection_Connect(&b->nc, o);
+	natsOptions_Destroy(o);
+	if (s == NATS_OK)
+		return EBUS_OK;
+	b->nc = NULL;
+	if (s == NATS_NO_MEMORY)
+		return EBUS_ERR_NOMEM;
+	if (s == NATS_INVALID_ARG)
+		return EBUS_ERR_URL;
+	return EBUS_ERR_UNREACHABLE;
+}
+
+/* ---- create / destroy ---------------------------------------------------- */
+
+static void bridge_free(struct ebus_nats_bridge *b)
+{
+	if (b->nc)
+		natsConnection_Destroy(b->nc);
+	list_free(b->exports, b->nexports);
+	list_free(b->imports, b->nimports);
+	free(b->export_ids);
+	free(b->q);
+	free(b->prefix);
+	pthread_mutex_destroy(&b->m);
+	pthread_mutex_destroy(&b->om);
+	pthread_cond_destroy(&b->cv);
+	pthread_cond_destroy(&b->idle);
+	free(b);
+}
+
+int ebus_nats_create(ebus_t *bus, const ebus_nats_config_t *cfg, ebus_nats_bridge_t **out)
+{
+	struct ebus_nats_bridge *b;
+	int rc;
+	if (!bus || !cfg || !out)
+		return EBUS_ERR_NULL;
+	if ((rc = check_config(cfg)) != EBUS_OK)
+		return rc;
+	if (!(b = calloc(1, sizeof *b)))
+		return EBUS_ERR_NOMEM;
+	pthread_mutex_init(&b->m, NULL);
+	pthread_mutex_init(&b->om, NULL);
+	pthread_cond_init(&b->cv, NULL);
+	pthread_cond_init(&b->idle, NULL);
+	b->bus = bus;
+	b->heartbeat_ns = cfg->heartbeat_ns ? cfg->heartbeat_ns : 100000000u;
+	b->origin_id = random_id();
+	b->qcap = cfg->export_buffer ? cfg->export_buffer : 65536;
+	b->prefix = strdup(cfg->prefix);
+	b->prefix_len = b->prefix ? strlen(b->prefix) : 0;
+	b->q = calloc(b->qcap, sizeof *b->q);
+	if (!b->prefix || !b->q) {
+		bridge_free(b);
+		return EBUS_ERR_NOMEM;
+	}
+	if ((rc = list_copy(cfg->exports, &b->exports, &b->nexports)) != EBUS_OK ||
+	    (rc = list_copy(cfg->imports, &b->imports, &b->nimports)) != EBUS_OK) {
+		bridge_free(b);
+		return rc;
+	}
+	if (!(b->export_ids = calloc(b->nexports + 1, sizeof *b->export_ids))) {
+		bridge_free(b);
+		return EBUS_ERR_NOMEM;
+	}
+	if ((rc = connect_nats(b, cfg)) != EBUS_OK) {
+		bridge_free(b);
+		return rc;
+	}
+	*out = b;
+	return EBUS_OK;
+}
+
+/* ---- export ---------------------------------------------------------------- */
+
+static bool imported_here(struct ebus_nats_bridge *b, uint64_t source)
+{
+	unsigned n = atomic_load_explicit(&b->nimport_sources, memory_order_acquire);
+	for (unsigned i = 0; i < n && i < MAX_IMPORT_SOURCES; i++)
+		if (atomic_load_explicit(&b->import_sources[i], memory_order_relaxed) == source)
+			return true;
+	return false;
+}
+
+static int on_export(const ebus_event_t *ev, void *ctx)
+{
+	struct ebus_nats_bridge *b = ctx;
+	const char *name = ebus_topic_name(ev->topic);
+	size_t nlen = strlen(name);
+	struct exp_rec r;
+	if (imported_here(b, ev->source))
+		return 0; /* never re-export an import */
+	r.nlen = (uint32_t)nlen;
+	r.len = (uint32_t)ev->len;
+	if (!(r.buf = malloc(nlen + 1 + ev->len))) {
+		add(&b->export_overflow, 1);
+		return 0;
+	}
+	memcpy(r.buf, name, nlen + 1);
+	if (ev->len)
+		memcpy(r.buf + nlen + 1, ev->data, ev->len);
+	pthread_mutex_lock(&b->m);
+	if (b->qtail - b->qhead == b->qcap || b->quit) {
+		pthread_mutex_unlock(&b->m);
+		free(r.buf);
+		add(&b->export_overflow, 1);
+		return 0;
+	}
+	b->q[b->qtail++ & (b->qcap - 1)] = r;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->m);
+	return 0;
+}
+
+static void put_trailer(unsigned char *t, uint64_t origin, uint64_t seq, uint32_t kind)
+{
+	uint32_t magic = MAGIC;
+	memcpy(t, &origin, 8);
+	memcpy(t + 8, &seq, 8);
+	memcpy(t + 16, &kind, 4);
+	memcpy(t + 20, &magic, 4);
+}
+
+/* Publishes one message on PREFIX.name (name NULL: the heartbeat). */
+static void send_one(struct ebus_nats_bridge *b, const char *name, size_t nlen, const void *data,
+                     size_t len, uint32_t kind, char *subj, unsigned char **msg, size_t *cap)
+{
+	natsStatus s;
+	memcpy(subj, b->prefix, b->prefix_len);
+	subj[b->prefix_len] = '.';
+	if (name) {
+		memcpy(subj + b->prefix_len + 1, name, nlen + 1);
+	} else {
+		memcpy(subj + b->prefix_len + 1, "$hb", 4);
+	}
+	if (len + TRAILER > *cap) {
+		unsigned char *n = realloc(*msg, len + TRAILER);
+		if (!n) {
+			add(&b->export_failed, 1);
+			return;
+		}
+		*msg = n;
+		*cap = len + TRAILER;
+	}
+	if (len)
+		memcpy(*msg, data, len);
+	if (kind == KIND_DATA)
+		b->seq++;
+	put_trailer(*msg + len, b->origin_id, b->seq, kind);
+	s = natsConnection_Publish(b->nc, subj, *msg, (int)(len + TRAILER));
+	if (kind != KIND_DATA)
+		return;
+	if (s == NATS_OK)
+		add(&b->exported, 1);
+	else
+		add(&b->export_failed, 1);
+}
+
+static void *export_main(void *arg)
+{
+	struct ebus_nats_bridge *b = arg;
+	char subj[2 * EBUS_TOPIC_MAX + 8];
+	unsigned char *msg = NULL;
+	size_t cap = 0;
+	uint64_t next_hb = now_ns() + b->heartbeat_ns;
+
+	pthread_mutex_lock(&b->m);
+	for (;;) {
+		while (b->qhead == b->qtail && !b->quit) {
+			uint64_t now = now_ns();
+			struct timespec ts;
+			if (now >= next_hb) {
+				pthread_mutex_unlock(&b->m);
+				send_one(b, NULL, 0, NULL, 0, KIND_HEARTBEAT, subj, &msg, &cap);
+				pthread_mutex_lock(&b->m);
+				next_hb = now_ns() + b->heartbeat_ns;
+				continue;
+			}
+			clock_gettime(CLOCK_REALTIME, &ts);
+			{
+				uint64_t wait = next_hb - now;
+				ts.tv_sec += (time_t)(wait / 1000000000u);
+				ts.tv_nsec += (long)(wait % 1000000000u);
+				if (ts.tv_nsec >= 1000000000L) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000L;
+				}
+			}
+			pthread_cond_timedwait(&b->cv, &b->m, &ts);
+		}
+		if (b->qhead == b->qtail)
+			break; /* quit, and everything sent */
+		{
+			struct exp_rec r = b->q[b->qhead & (b->qcap - 1)];
+			b->busy = true;
+			pthread_mutex_unlock(&b->m);
+			send_one(b, r.buf, r.nlen, r.buf + r.nlen + 1, r.len, KIND_DATA, subj, &msg, &cap);
+			free(r.buf);
+			pthread_mutex_lock(&b->m);
+			b->qhead++;
+			b->busy = false;
+			if (b->qhead == b->qtail)
+				pthread_cond_broadcast(&b->idle);
+		}
+	}
+	pthread_mutex_unlock(&b->m);
+	/* a last heartbeat: the importers learn the final sequence */
+	send_one(b, NULL, 0, NULL, 0, KIND_HEARTBEAT, subj, &msg, &cap);
+	free(msg);
+	return NULL;
+}
+
+/* ---- import ---------------------------------------------------------------- */
+
+static void note_import_source(struct ebus_nats_bridge *b)
+{
+	static _Thread_local struct ebus_nats_bridge *noted;
+	uint64_t src;
+	unsigned i;
+	if (noted == b || ebus_self_source(b->bus, &src) != EBUS_OK)
+		return;
+	noted = b;
+	if (imported_here(b, src))
+		return;
+	i = atomic_load_explicit(&b->nimport_sources, memory_order_relaxed);
+	if (i < MAX_IMPORT_SOURCES) {
+		atomic_store_explicit(&b->import_sources[i], src, memory_order_relaxed);
+		atomic_store_explicit(&b->nimport_sources, i + 1, memory_order_release);
+	}
+}
+
+/* Accounts for sequence `seq` of `origin` (a data message, or with hb the
+ * origin's last sequence). Under om. Returns false for a duplicate. */
+static bool account(struct ebus_nats_bridge *b, uint64_t origin, uint64_t seq, bool hb)
+{
+	struct origin *o = NULL;
+	for (unsigned i = 0; i < b->norigins; i++)
+		if (b->origins[i].id == origin)
+			o = &b->origins[i];
+	if (!o) {
+		if (b->norigins == MAX_ORIGINS)
+			return true; /* not tracked */
+		o = &b->origins[b->norigins++];
+		o->id = origin;
+		o->max = 0;
+		o->seen = 1; /* sequence 0 is never sent: treat it as seen */
+	}
+	if (hb) {
+		if (seq > o->max) {
+			add(&b->gaps, seq - o->max);
+			o->seen = seq - o->max >= WINDOW ? 0 : o->seen << (seq - o->max);
+			o->max = seq; /* counted as gaps; a late arrival undoes its share */
+		}
+		return true;
+	}
+	if (seq > o->max) {
+		uint64_t d = seq - o->max;
+		if (d > 1)
+			add(&b->gaps, d - 1);
+		o->seen = d >= WINDOW ? 1 : (o->seen << d) | 1;
+		o->max = seq;
+		return true;
+	}
+	{
+		uint64_t back = o->max - seq;
+		if (back >= WINDOW || (o->seen >> back) & 1) {
+			add(&b->duplicates, 1);
+			return false;
+		}
+		o->seen |= 1ull << back;
+		atomic_fetch_sub_explicit(&b->gaps, 1, memory_order_relaxed);
+		add(&b->reordered, 1);
+		return true;
+	}
+}
+
+static bool import_matches(struct ebus_nats_bridge *b, const char *name)
+{
+	for (size_t i = 0; i < b->nimports; i++) {
+		int m = 0;
+		if (ebus_pattern_match(b->imports[i], name, &m) == EBUS_OK && m)
+			return true;
+	}
+	return false;
+}
+
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
+{
+	struct ebus_nats_bridge *b = arg;
+	const char *subj = natsMsg_GetSubject(msg);
+	const unsigned char *data = (const unsigned char *)natsMsg_GetData(msg);
+	int dlen = natsMsg_GetDataLength(msg);
+	size_t len = dlen > 0 ? (size_t)dlen : 0;
+	const char *name = subj + b->prefix_len + 1;
+	uint32_t kind = 0, magic = 0;
+	(void)nc;
+	(void)sub;
+
+	if (len >= TRAILER) {
+		memcpy(&kind, data + len - 4 - 4, 4);
+		memcpy(&magic, data + len - 4, 4);
+	}
+	if (magic == MAGIC && (kind == KIND_DATA || kind == KIND_HEARTBEAT)) {
+		uint64_t origin, seq;
+		bool fresh;
+		memcpy(&origin, data + len - TRAILER, 8);
+		memcpy(&seq, data + len - TRAILER + 8, 8);
+		pthread_mutex_lock(&b->om);
+		fresh = account(b, origin, seq, kind == KIND_HEARTBEAT);
+		pthread_mutex_unlock(&b->om);
+		if (kind == KIND_HEARTBEAT) {
+			add(&b->heartbeats, 1);
+			goto out;
+		}
+		len -= TRAILER;
+		if (!fresh)
+			goto out;
+	}
+	if (ebus_topic_validate(name) != EBUS_OK || name[0] == '$') {
+		add(&b->unmappable, 1); /* never interned */
+		goto out;
+	}
+	if (!import_matches(b, name)) {
+		add(&b->filtered, 1);
+		goto out;
+	}
+	note_import_source(b);
+	if (ebus_publish_name(b->bus, name, len ? data : NULL, len) == EBUS_OK)
+		add(&b->imported, 1);
+	else
+		add(&b->import_rejected, 1);
+out:
+	natsMsg_Destroy(msg);
+}
+
+/* ---- start / stats / flush / stop ---------------------------------------------- */
+
+int ebus_nats_start(ebus_nats_bridge_t *b)
+{
+	char subj[EBUS_TOPIC_MAX + 4];
+	int rc;
+	if (!b)
+		return EBUS_ERR_NULL;
+	if (b->started || b->stopped)
+		return EBUS_ERR_SHUTDOWN;
+	b->started = true;
+	if (pthread_create(&b->thread, NULL, export_main, b) != 0) {
+		b->stopped = true;
+		return EBUS_ERR_SYSTEM;
+	}
+	memcpy(subj, b->prefix, b->prefix_len);
+	memcpy(subj + b->prefix_len, ".>", 3);
+	if (b->nimports &&
+	    natsConnection_Subscribe(&b->sub, b->nc, subj, on_msg, b) != NATS_OK) {
+		ebus_nats_stop(b);
+		return EBUS_ERR_SYSTEM;
+	}
+	if (b->sub) {
+		natsSubscription_SetPendingLimits(b->sub, 65536, 64 * 1024 * 1024);
+		/* a PING/PONG: the server has the subscription when start returns */
+		if (natsConnection_FlushTimeout(b->nc, 5000) != NATS_OK) {
+			ebus_nats_stop(b);
+			return EBUS_ERR_UNREACHABLE;
+		}
+	}
+	for (size_t i = 0; i < b->nexports; i++) {
+		rc = ebus_subscribe_pattern(b->bus, b->exports[i], on_export, b, EBUS_SUB_CONCURRENT,
+		                            &b->export_ids[i]);
+		if (rc != EBUS_OK) {
+			ebus_nats_stop(b);
+			return rc;
+		}
+	}
+	return EBUS_OK;
+}
+
+int ebus_nats_stats(ebus_nats_bridge_t *b, ebus_nats_stats_t *o)
+{
+	int64_t dropped = 0;
+	if (!b || !o)
+		return EBUS_ERR_NULL;
+	memset(o, 0, sizeof *o);
+	o->exported = atomic_load(&b->exported);
+	o->export_overflow = atomic_load(&b->export_overflow);
+	o->export_failed = atomic_load(&b->export_failed);
+	o->imported = atomic_load(&b->imported);
+	o->filtered = atomic_load(&b->filtered);
+	o->import_rejected = atomic_load(&b->import_rejected);
+	o->unmappable = atomic_load(&b->unmappable);
+	o->gaps = atomic_load(&b->gaps);
+	o->duplicates = atomic_load(&b->duplicates);
+	o->reordered = atomic_load(&b->reordered);
+	o->heartbeats = atomic_load(&b->heartbeats);
+	o->disconnects = atomic_load(&b->disconnects);
+	o->reconnects = atomic_load(&b->reconnects);
+	if (b->sub && !b->stopped && natsSubscription_GetDropped(b->sub, &dropped) != NATS_OK)
+		dropped = 0;
+	o->import_dropped = (uint64_t)(b->stopped ? b->import_dropped_final : dropped);
+	return EBUS_OK;
+}
+
+int ebus_nats_flush(ebus_nats_bridge_t *b, uint64_t timeout_ns)
+{
+	uint64_t deadline;
+	int rc = EBUS_OK;
+	if (!b)
+		return EBUS_ERR_NULL;
+	if (!timeout_ns)
+		timeout_ns = 5000000000u;
+	deadline = now_ns() + timeout_ns;
+	pthread_mutex_lock(&b->m);
+	while ((b->qhead != b->qtail || b->busy) && rc == EBUS_OK) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10000000; /* re-check the deadline every 10 ms */
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&b->idle, &b->m, &ts);
+		if (now_ns() >= deadline)
+			rc = EBUS_ERR_TIMEOUT;
+	}
+	pthread_mutex_unlock(&b->m);
+	if (rc == EBUS_OK) {
+		uint64_t left = now_ns() < deadline ? deadline - now_ns() : 0;
+		int64_t ms = (int64_t)(left / 1000000u);
+		if (ms < 1 || natsConnection_FlushTimeout(b->nc, ms) != NATS_OK)
+			rc = EBUS_ERR_TIMEOUT;
+	}
+	return rc;
+}
+
+int ebus_nats_stop(ebus_nats_bridge_t *b)
+{
+	if (!b)
+		return EBUS_ERR_NULL;
+	if (b->stopped)
+		return EBUS_OK;
+	for (size_t i = 0; i < b->nexports; i++)
+		if (b->export_ids[i])
+			(void)ebus_unsubscribe(b->bus, b->export_ids[i]); /* no handler after this */
+	if (b->started) {
+		pthread_mutex_lock(&b->m);
+		b->quit = true;
+		pthread_cond_signal(&b->cv);
+		pthread_mutex_unlock(&b->m);
+		pthread_join(b->thread, NULL);
+	}
+	if (b->sub) {
+		int64_t d = 0;
+		/* read before the drain: afterwards the subscription is invalid */
+		if (natsSubscription_GetDropped(b->sub, &d) == NATS_OK)
+			b->import_dropped_final = d;
+		/* what is pending is delivered, and no callback runs after this */
+		if (natsSubscription_Drain(b->sub) == NATS_OK)
+			(void)natsSubscription_WaitForDrainCompletion(b->sub, 2000);
+		natsSubscription_Destroy(b->sub);
+		b->sub = NULL;
+	}
+	if (b->nc) {
+		natsConnection_FlushTimeout(b->nc, 2000);
+		natsConnection_Close(b->nc);
+	}
+	b->stopped = true;
+	return EBUS_OK;
+}
+
+void ebus_nats_destroy(ebus_nats_bridge_t *b)
+{
+	if (!b)
+		return;
+	ebus_nats_stop(b);
+	bridge_free(b);
+}

@@ -1,0 +1,393 @@
+/*
+ * The NATS bridge against a real nats-server on a loopback port
+ * (nats_server.h). Two buses in this process, each with its bridge on the
+ * same server, stand for two processes: events cross the server both
+ * ways, in order, exactly once, at every size up to the server's maximum
+ * payload; a ring of bridges re-exports nothing it imported; subjects
+ * ebus cannot name are counted, never interned; bad input gets its code.
+ */
+#define _GNU_SOURCE
+#include "nats_server.h"
+
+#include <ebus/nats.h>
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+#define CHECK(c)                                                                         \
+	do {                                                                             \
+		if (!(c)) {                                                              \
+			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #c); \
+			failures++;                                                      \
+			exit(1);                                                         \
+		}                                                                        \
+	} while (0)
+#define CHECK_RC(expr, want)                                                             \
+	do {                                                                             \
+		int rc_ = (expr);                                                        \
+		if (rc_ != (want)) {                                                     \
+			fprintf(stderr, "%s:%d: %s = %s, want %s\n", __FILE__, __LINE__, #expr, \
+			        ebus_errname(rc_), ebus_errname(want));                  \
+			exit(1);                                                         \
+		}                                                                        \
+	} while (0)
+
+static ns_server server;
+
+/* ---- a recording subscriber ---------------------------------------------------- */
+
+typedef struct rec {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	uint64_t n;
+	uint64_t next;  /* the value the next event must carry */
+	int bad;        /* out of order, wrong bytes or wrong size */
+	size_t last_len;
+} rec;
+
+static void rec_init(rec *r)
+{
+	memset(r, 0, sizeof *r);
+	pthread_mutex_init(&r->m, NULL);
+	pthread_cond_init(&r->cv, NULL);
+}
+
+/* Payload i: 8 bytes of i, then bytes derived from i (or shorter). */
+static void fill(unsigned char *p, size_t len, uint64_t i)
+{
+	for (size_t k = 0; k < len; k++)
+		p[k] = (unsigned char)(i * 131 + k * 7);
+	if (len >= 8)
+		memcpy(p, &i, 8);
+}
+
+static int on_event(const ebus_event_t *ev, void *ctx)
+{
+	rec *r = ctx;
+	const unsigned char *d = ev->data;
+	pthread_mutex_lock(&r->m);
+	if (ev->len >= 8) {
+		uint64_t v;
+		memcpy(&v, d, 8);
+		if (v != r->next)
+			r->bad = 1;
+		for (size_t k = 8; k < ev->len; k++)
+			if (d[k] != (unsigned char)(v * 131 + k * 7)) {
+				r->bad = 1;
+				break;
+			}
+	}
+	r->next++;
+	r->n++;
+	r->last_len = ev->len;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->m);
+	return 0;
+}
+
+/* Waits until r has seen `want` events (deadline 10 s: a lost event fails
+ * the test, it does not hang it). */
+static int rec_wait(rec *r, uint64_t want)
+{
+	struct timespec ts;
+	int ok;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 10;
+	pthread_mutex_lock(&r->m);
+	while (r->n < want && pthread_cond_timedwait(&r->cv, &r->m, &ts) == 0)
+		;
+	ok = r->n >= want;
+	pthread_mutex_unlock(&r->m);
+	return ok;
+}
+
+static ebus_t *new_bus(void)
+{
+	ebus_config_t cfg = {0};
+	ebus_t *bus;
+	cfg.executors = 2;
+	cfg.max_payload = 2u << 20;
+	CHECK_RC(ebus_create(&cfg, &bus), EBUS_OK);
+	return bus;
+}
+
+/* A started bridge: its NATS subscription is live at the server when
+ * ebus_nats_start returns (it flushes), so what others publish from then
+ * on reaches it. */
+static ebus_nats_bridge_t *new_bridge(ebus_t *bus, const char *const *ex, const char *const *im)
+{
+	const char *servers[] = {server.url, NULL};
+	ebus_nats_config_t c = {0};
+	ebus_nats_bridge_t *b;
+	c.servers = servers;
+	c.prefix = "t";
+	c.exports = ex;
+	c.imports = im;
+	c.heartbeat_ns = 20000000;
+	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_OK);
+	CHECK_RC(ebus_nats_start(b), EBUS_OK);
+	return b;
+}
+
+/* ---- tests ------------------------------------------------------------------------ */
+
+/* A exports x.>, B imports it; B exports y.>, A imports it: N events each
+ * way arrive in order, exactly once, and the counters balance. */
+static void both_ways(void)
+{
+	enum { N = 5000 };
+	const char *x[] = {"x.>", NULL}, *y[] = {"y.>", NULL};
+	ebus_t *ba = new_bus(), *bb = new_bus();
+	ebus_topic_t *tx, *ty, *rx, *ry;
+	ebus_sub_id id;
+	rec at_b, at_a;
+	ebus_nats_stats_t sa, sb;
+	rec_init(&at_b);
+	rec_init(&at_a);
+	CHECK_RC(ebus_topic(ba, "x.orders", &tx), EBUS_OK);
+	CHECK_RC(ebus_topic(bb, "y.fills", &ty), EBUS_OK);
+	CHECK_RC(ebus_topic(bb, "x.orders", &rx), EBUS_OK);
+	CHECK_RC(ebus_topic(ba, "y.fills", &ry), EBUS_OK);
+	CHECK_RC(ebus_subscribe(rx, on_event, &at_b, &id), EBUS_OK);
+	CHECK_RC(ebus_subscribe(ry, on_event, &at_a, &id), EBUS_OK);
+	ebus_nats_bridge_t *a = new_bridge(ba, x, y), *b = new_bridge(bb, y, x);
+	for (uint64_t i = 0; i < N; i++) {
+		unsigned char p[32];
+		fill(p, sizeof p, i);
+		CHECK_RC(ebus_publish(tx, p, sizeof p), EBUS_OK);
+		CHECK_RC(ebus_publish(ty, p, sizeof p), EBUS_OK);
+	}
+	CHECK_RC(ebus_flush(ba, 0), EBUS_OK);
+	CHECK_RC(ebus_flush(bb, 0), EBUS_OK);
+	CHECK_RC(ebus_nats_flush(a, 0), EBUS_OK);
+	CHECK_RC(ebus_nats_flush(b, 0), EBUS_OK);
+	CHECK(rec_wait(&at_b, N));
+	CHECK(rec_wait(&at_a, N));
+	CHECK(!at_b.bad && !at_a.bad);
+	ebus_nats_stop(a);
+	ebus_nats_stop(b);
+	CHECK_RC(ebus_nats_stats(a, &sa), EBUS_OK);
+	CHECK_RC(ebus_nats_stats(b, &sb), EBUS_OK);
+	printf("   A: exported %llu imported %llu gaps %llu; B: exported %llu imported %llu gaps %llu\n",
+	       (unsigned long long)sa.exported, (unsigned long long)sa.imported,
+	       (unsigned long long)sa.gaps, (unsigned long long)sb.exported,
+	       (unsigned long long)sb.imported, (unsigned long long)sb.gaps);
+	CHECK(sa.exported == N && sb.exported == N);
+	CHECK(sa.imported == N && sb.imported == N);
+	CHECK(sa.gaps + sa.duplicates + sa.reordered + sb.gaps + sb.duplicates + sb.reordered == 0);
+	CHECK(sa.export_overflow + sa.export_failed + sb.export_overflow + sb.export_failed == 0);
+	CHECK(at_b.n == N && at_a.n == N); /* exactly once: nothing more came */
+	ebus_nats_destroy(a);
+	ebus_nats_destroy(b);
+	ebus_destroy(ba);
+	ebus_destroy(bb);
+}
+
+/* Every size from 0 to the server's maximum payload (1 MiB, trailer
+ * included) crosses intact. */
+static void sizes(void)
+{
+	static const size_t sz[] = {0, 1, 7, 8, 31, 32, 33, 1000, 65536, 300000, (1u << 20) - 24};
+	enum { NS = sizeof sz / sizeof sz[0] };
+	const char *x[] = {"s.>", NULL};
+	ebus_t *ba = new_bus(), *bb = new_bus();
+	ebus_topic_t *tx, *rx;
+	ebus_sub_id id;
+	rec at_b;
+	static unsigned char buf[1u << 20];
+	rec_init(&at_b);
+	CHECK_RC(ebus_topic(ba, "s.blob", &tx), EBUS_OK);
+	CHECK_RC(ebus_topic(bb, "s.blob", &rx), EBUS_OK);
+	CHECK_RC(ebus_subscribe(rx, on_event, &at_b, &id), EBUS_OK);
+	ebus_nats_bridge_t *a = new_bridge(ba, x, NULL), *b = new_bridge(bb, NULL, x);
+	for (unsigned k = 0; k < NS; k++) {
+		fill(buf, sz[k], k);
+		CHECK_RC(ebus_publish(tx, sz[k] ? buf : NULL, sz[k]), EBUS_OK);
+		CHECK(rec_wait(&at_b, k + 1));
+		CHECK(at_b.last_len == sz[k]);
+	}
+	CHECK(!at_b.bad);
+	ebus_nats_destroy(a);
+	ebus_nats_destroy(b);
+	ebus_destroy(ba);
+	ebus_destroy(bb);
+}
+
+/* A ring of three bridges that all export and import r.>: an event
+ * published at A reaches B and C once each and comes back to nobody. */
+static void ring_of_three(void)
+{
+	const char *r[] = {"r.>", NULL};
+	ebus_t *bus[3];
+	ebus_nats_bridge_t *br[3];
+	rec got[3];
+	for (int i = 0; i < 3; i++) {
+		ebus_topic_t *t;
+		ebus_sub_id id;
+		bus[i] = new_bus();
+		rec_init(&got[i]);
+		CHECK_RC(ebus_topic(bus[i], "r.ring", &t), EBUS_OK);
+		CHECK_RC(ebus_subscribe(t, on_event, &got[i], &id), EBUS_OK);
+	}
+	for (int i = 0; i < 3; i++)
+		br[i] = new_bridge(bus[i], r, r);
+	{
+		ebus_topic_t *t;
+		uint64_t v = 0;
+		CHECK_RC(ebus_topic(bus[0], "r.ring", &t), EBUS_OK);
+		CHECK_RC(ebus_publish(t, &v, sizeof v), EBUS_OK);
+	}
+	CHECK(rec_wait(&got[0], 1)); /* its own subscriber, locally */
+	CHECK(rec_wait(&got[1], 1));
+	CHECK(rec_wait(&got[2], 1));
+	/* if B or C re-exported, A (and the other) would get it again: flush
+	 * every bridge and then count */
+	for (int i = 0; i < 3; i++) {
+		CHECK_RC(ebus_flush(bus[i], 0), EBUS_OK);
+		CHECK_RC(ebus_nats_flush(br[i], 0), EBUS_OK);
+	}
+	for (int i = 0; i < 3; i++)
+		ebus_nats_stop(br[i]);
+	for (int i = 0; i < 3; i++) {
+		ebus_nats_stats_t st;
+		CHECK_RC(ebus_flush(bus[i], 0), EBUS_OK);
+		CHECK(got[i].n == 1);
+		CHECK_RC(ebus_nats_stats(br[i], &st), EBUS_OK);
+		CHECK(st.exported == (i == 0 ? 1u : 0u));
+		CHECK(st.imported == (i == 0 ? 0u : 1u));
+		ebus_nats_destroy(br[i]);
+		ebus_destroy(bus[i]);
+	}
+}
+
+/* Subjects NATS accepts and ebus cannot name are counted as unmappable and
+ * interned nowhere; messages without a trailer (a plain NATS publisher)
+ * are imported as they are. */
+static void unmappable(void)
+{
+	const char *all[] = {">", NULL};
+	const char *bad[] = {"t.a*b", "t.$x", "t.caf\xc3\xa9", "t.x\x7fy", "t.a>b"};
+	ebus_t *bb = new_bus();
+	ebus_nats_bridge_t *b = new_bridge(bb, NULL, all);
+	natsConnection *nc;
+	ebus_topic_t *ok;
+	ebus_sub_id id;
+	ebus_nats_stats_t st;
+	ebus_stats_t bs;
+	rec got;
+	rec_init(&got);
+	CHECK_RC(ebus_topic(bb, "plain", &ok), EBUS_OK);
+	CHECK_RC(ebus_subscribe(ok, on_event, &got, &id), EBUS_OK);
+	CHECK(natsConnection_ConnectTo(&nc, server.url) == NATS_OK);
+	for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECK(natsConnection_PublishString(nc, bad[i], "x") == NATS_OK);
+	CHECK(natsConnection_PublishString(nc, "t.plain", "12345678") == NATS_OK);
+	CHECK(natsConnection_FlushTimeout(nc, 5000) == NATS_OK);
+	CHECK(rec_wait(&got, 1));
+	ebus_nats_stop(b);
+	CHECK_RC(ebus_nats_stats(b, &st), EBUS_OK);
+	CHECK(st.unmappable == sizeof bad / sizeof bad[0]);
+	CHECK(st.imported == 1);
+	CHECK(got.last_len == 8);
+	CHECK_RC(ebus_stats(bb, -1, &bs), EBUS_OK);
+	CHECK(bs.published == 1); /* the unmappable ones never reached the bus */
+	natsConnection_Destroy(nc);
+	ebus_nats_destroy(b);
+	ebus_destroy(bb);
+}
+
+static void bad_input(void)
+{
+	ebus_t *bus = new_bus();
+	ebus_nats_bridge_t *b = (ebus_nats_bridge_t *)(uintptr_t)0x5eed;
+	const char *servers[] = {server.url, NULL}, *none[] = {NULL};
+	const char *bad_url[] = {"nats://", NULL}, *bad_url2[] = {"http://127.0.0.1:1", NULL};
+	const char *bad_pat[] = {"a.>.b", NULL};
+	char unreachable[64];
+	const char *dead[] = {unreachable, NULL};
+	ebus_nats_config_t c = {0};
+	c.servers = servers;
+	c.prefix = "t";
+	CHECK_RC(ebus_nats_create(NULL, &c, &b), EBUS_ERR_NULL);
+	CHECK_RC(ebus_nats_create(bus, NULL, &b), EBUS_ERR_NULL);
+	CHECK_RC(ebus_nats_create(bus, &c, NULL), EBUS_ERR_NULL);
+	c.servers = none;
+	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_CONFIG);
+	c.servers = servers;
+	c.reserved_[3] = 1;
+	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_CONFIG);
+	c.reserved_[3] = 0;
+	c.export_buffer = 1000;
+	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_CONFIG);
+	c.export_buffer = 0;
+	const char *prefixes[] = {"", "a..b", "a.*", "a.>", "$ebus", "a b"};
+	for (unsigned i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+		c.prefix = prefixes[i];
+		CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_PREFIX);
+	}
+	c.prefix = NULL;
+	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_PREFIX);
+	c.prefix = "t";
+	c.exports = bad_pat;
+	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_PATTERN_GT_LAST);
+	c.exports = NULL;
+	c.imports = bad_pat;
+	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_PATTERN_GT_LAST);
+	c.imports = NULL;
+	c.servers = bad_url;
+	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_URL);
+	c.servers = bad_url2;
+	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_URL);
+	/* nobody listens: a clear error within the connect timeout */
+	snprintf(unreachable, sizeof unreachable, "nats://127.0.0.1:%d", ns_free_port());
+	c.servers = dead;
+	c.connect_timeout_ns = 300000000;
+	{
+		uint64_t t0 = ns_now_ms();
+		CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_UNREACHABLE);
+		printf("   unreachable server: refused after %llu ms\n",
+		       (unsigned long long)(ns_now_ms() - t0));
+	}
+	CHECK(b == (ebus_nats_bridge_t *)(uintptr_t)0x5eed); /* untouched */
+	CHECK_RC(ebus_nats_start(NULL), EBUS_ERR_NULL);
+	CHECK_RC(ebus_nats_stats(NULL, NULL), EBUS_ERR_NULL);
+	CHECK_RC(ebus_nats_flush(NULL, 0), EBUS_ERR_NULL);
+	CHECK_RC(ebus_nats_stop(NULL), EBUS_ERR_NULL);
+	ebus_nats_destroy(NULL);
+	/* start twice, after stop */
+	c.servers = servers;
+	c.connect_timeout_ns = 0;
+	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_OK);
+	CHECK_RC(ebus_nats_start(b), EBUS_OK);
+	CHECK_RC(ebus_nats_start(b), EBUS_ERR_SHUTDOWN);
+	CHECK_RC(ebus_nats_stop(b), EBUS_OK);
+	CHECK_RC(ebus_nats_stop(b), EBUS_OK);
+	ebus_nats_destroy(b);
+	ebus_destroy(bus);
+}
+
+int main(void)
+{
+	if (ns_start(&server) != 0)
+		return 1;
+	printf("nats-server on %s\n", server.url);
+	struct {
+		const char *name;
+		void (*fn)(void);
+	} tests[] = {
+		{"bad_input", bad_input}, {"both_ways", both_ways}, {"sizes", sizes},
+		{"ring_of_three", ring_of_three}, {"unmappable", unmappable},
+	};
+	for (unsigned i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+		printf("-- %s\n", tests[i].name);
+		tests[i].fn();
+	}
+	ns_stop(&server, 0);
+	printf("test_nats_bridge: %u passed\n", (unsigned)(sizeof tests / sizeof tests[0]));
+	return failures ? 1 : 0;
+}
