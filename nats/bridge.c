@@ -80,7 +80,7 @@ struct ebus_nats_bridge {
 	_Atomic uint64_t import_sources[MAX_IMPORT_SOURCES];
 	_Atomic unsigned nimport_sources;
 
-	_Atomic uint64_t exported, export_overflow, export_failed, imported, filtered,
+	_Atomic uint64_t exported, exported_reconnecting, export_overflow, export_failed, imported, filtered,
 		import_rejected, unmappable, gaps, duplicates, reordered, heartbeats, disconnects,
 		reconnects;
 	int64_t import_dropped_final; /* read before the subscription goes */
@@ -376,10 +376,13 @@ static void send_one(struct ebus_nats_bridge *b, const char *name, size_t nlen, 
 	s = natsConnection_Publish(b->nc, subj, *msg, (int)(len + TRAILER));
 	if (kind != KIND_DATA)
 		return;
-	if (s == NATS_OK)
+	if (s == NATS_OK) {
 		add(&b->exported, 1);
-	else
+		if (natsConnection_Status(b->nc) != NATS_CONN_STATUS_CONNECTED)
+			add(&b->exported_reconnecting, 1);
+	} else {
 		add(&b->export_failed, 1);
+	}
 }
 
 static void *export_main(void *arg)
@@ -607,6 +610,7 @@ int ebus_nats_stats(ebus_nats_bridge_t *b, ebus_nats_stats_t *o)
 		return EBUS_ERR_NULL;
 	memset(o, 0, sizeof *o);
 	o->exported = atomic_load(&b->exported);
+	o->exported_reconnecting = atomic_load(&b->exported_reconnecting);
 	o->export_overflow = atomic_load(&b->export_overflow);
 	o->export_failed = atomic_load(&b->export_failed);
 	o->imported = atomic_load(&b->imported);

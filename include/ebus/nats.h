@@ -54,10 +54,20 @@ typedef struct ebus_nats_config_s {
 } ebus_nats_config_t;
 
 /* Counters (relaxed reads; not atomic across fields while traffic flows).
- * After a quiet flush of both ends:
- *   exported(A) == imported(B) + filtered(B) + every loss B counted for A */
+ * Every event A takes a sequence number when it is handed to libnats
+ * (exported or export_failed); an importer B that has received A's last
+ * heartbeat (A sends one when it stops) accounts for each number exactly
+ * once, so for an exporter A and an importer B of all of it:
+ *   exported(A) + export_failed(A)
+ *       == imported(B) + import_rejected(B) + filtered(B) + gaps(B)
+ * gaps include the messages the NATS client dropped (import_dropped says
+ * how many of them), and a late arrival (reordered) takes its gap back.
+ * export_overflow events never left A: they are A's own loss. */
 typedef struct ebus_nats_stats_s {
 	uint64_t exported;          /* handed to libnats with NATS_OK */
+	uint64_t exported_reconnecting; /* of those, while the connection was
+	                               down (libnats buffers them; they arrive
+	                               only if the importer is back first) */
 	uint64_t export_overflow;   /* lost: the export buffer was full */
 	uint64_t export_failed;     /* lost: libnats refused the publish */
 	uint64_t imported;          /* published on the local bus */

@@ -12,6 +12,7 @@
 #include <ebus/nats.h>
 #include <nats/nats.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -301,6 +302,115 @@ static void unmappable(void)
 	ebus_destroy(bb);
 }
 
+/* Polls `cond` until it holds or 20 s pass (yielding between looks: the
+ * deadline bounds it, the condition decides). */
+#define WAIT_FOR(cond)                                                                   \
+	do {                                                                             \
+		uint64_t end_ = ns_now_ms() + 20000;                                     \
+		while (!(cond) && ns_now_ms() < end_)                                    \
+			sched_yield();                                                   \
+		CHECK(cond);                                                             \
+	} while (0)
+
+static ebus_nats_stats_t stats_of(ebus_nats_bridge_t *b)
+{
+	ebus_nats_stats_t st;
+	CHECK_RC(ebus_nats_stats(b, &st), EBUS_OK);
+	return st;
+}
+
+/* What B has accounted for of A's sequence numbers. */
+static uint64_t accounted(const ebus_nats_stats_t *b)
+{
+	return b->imported + b->import_rejected + b->filtered + b->gaps;
+}
+
+/* A strictly increasing check at B: every value at most once. */
+typedef struct seen {
+	pthread_mutex_t m;
+	uint64_t n, last, dup;
+	int any;
+} seen;
+
+static int on_seen(const ebus_event_t *ev, void *ctx)
+{
+	seen *s = ctx;
+	uint64_t v;
+	memcpy(&v, ev->data, 8);
+	pthread_mutex_lock(&s->m);
+	if (s->any && v <= s->last)
+		s->dup++;
+	s->any = 1;
+	s->last = v;
+	s->n++;
+	pthread_mutex_unlock(&s->m);
+	return 0;
+}
+
+/* The server is killed (SIGKILL) and restarted on the same port, several
+ * times, while A exports to B: both reconnect, and every event A numbered
+ * is, at B, either delivered or counted lost: the invariant of nats.h
+ * holds exactly once B has A's last heartbeat. */
+static void kill_and_restart(void)
+{
+	enum { ROUNDS = 3, CHUNK = 20000 };
+	const char *k[] = {"k.>", NULL};
+	ebus_t *ba = new_bus(), *bb = new_bus();
+	ebus_topic_t *tx, *rx;
+	ebus_sub_id id;
+	seen at_b;
+	uint64_t v = 0;
+	memset(&at_b, 0, sizeof at_b);
+	pthread_mutex_init(&at_b.m, NULL);
+	CHECK_RC(ebus_topic(ba, "k.stream", &tx), EBUS_OK);
+	CHECK_RC(ebus_topic(bb, "k.stream", &rx), EBUS_OK);
+	CHECK_RC(ebus_subscribe(rx, on_seen, &at_b, &id), EBUS_OK);
+	ebus_nats_bridge_t *a = new_bridge(ba, k, NULL), *b = new_bridge(bb, NULL, k);
+	for (int r = 0; r < ROUNDS; r++) {
+		for (int i = 0; i < CHUNK; i++, v++)
+			CHECK_RC(ebus_publish(tx, &v, sizeof v), EBUS_OK);
+		/* mid-stream: the export thread is still sending this chunk */
+		ns_stop(&server, 1);
+		CHECK(ns_start(&server) == 0);
+		WAIT_FOR(stats_of(a).reconnects >= (uint64_t)r + 1 &&
+		         stats_of(b).reconnects >= (uint64_t)r + 1);
+	}
+	for (int i = 0; i < CHUNK; i++, v++)
+		CHECK_RC(ebus_publish(tx, &v, sizeof v), EBUS_OK);
+	CHECK_RC(ebus_flush(ba, 0), EBUS_OK);
+	CHECK_RC(ebus_nats_flush(a, 20000000000u), EBUS_OK);
+	CHECK_RC(ebus_nats_stop(a), EBUS_OK); /* its last heartbeat */
+	ebus_nats_stats_t sa = stats_of(a);
+	uint64_t numbered = sa.exported + sa.export_failed;
+	{
+		ebus_nats_stats_t now;
+		WAIT_FOR((now = stats_of(b), accounted(&now) >= numbered));
+	}
+	CHECK_RC(ebus_flush(bb, 0), EBUS_OK);
+	ebus_nats_stop(b);
+	ebus_nats_stats_t sb = stats_of(b);
+	printf("   %d kills; A: published %llu, exported %llu (%llu while reconnecting), "
+	       "export failed %llu, overflow %llu; B: imported %llu, gaps %llu (client drops %llu), "
+	       "duplicates %llu, reordered %llu, rejected %llu; disconnects A %llu B %llu, "
+	       "reconnects A %llu B %llu\n",
+	       ROUNDS, (unsigned long long)v, (unsigned long long)sa.exported,
+	       (unsigned long long)sa.exported_reconnecting, (unsigned long long)sa.export_failed,
+	       (unsigned long long)sa.export_overflow, (unsigned long long)sb.imported,
+	       (unsigned long long)sb.gaps, (unsigned long long)sb.import_dropped,
+	       (unsigned long long)sb.duplicates, (unsigned long long)sb.reordered,
+	       (unsigned long long)sb.import_rejected, (unsigned long long)sa.disconnects,
+	       (unsigned long long)sb.disconnects, (unsigned long long)sa.reconnects,
+	       (unsigned long long)sb.reconnects);
+	CHECK(numbered + sa.export_overflow == v);  /* every event A took is numbered or counted */
+	CHECK(accounted(&sb) == numbered);          /* the invariant, exactly */
+	CHECK(at_b.n == sb.imported && at_b.dup == 0); /* delivered once each, in order */
+	CHECK(sa.disconnects >= ROUNDS && sb.disconnects >= ROUNDS);
+	ebus_nats_destroy(a);
+	ebus_nats_destroy(b);
+	ebus_destroy(ba);
+	ebus_destroy(bb);
+}
+
 static void bad_input(void)
 {
 	ebus_t *bus = new_bus();
@@ -382,6 +492,7 @@ int main(void)
 	} tests[] = {
 		{"bad_input", bad_input}, {"both_ways", both_ways}, {"sizes", sizes},
 		{"ring_of_three", ring_of_three}, {"unmappable", unmappable},
+		{"kill_and_restart", kill_and_restart},
 	};
 	for (unsigned i = 0; i < sizeof tests / sizeof tests[0]; i++) {
 		printf("-- %s\n", tests[i].name);
