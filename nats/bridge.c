@@ -58,6 +58,7 @@ struct ebus_nats_bridge {
 	char **exports, **imports;
 	size_t nexports, nimports;
 	uint64_t heartbeat_ns;
+	int import_pending;
 	uint64_t origin_id;
 	natsConnection *nc;
 	natsSubscription *sub;
@@ -271,6 +272,8 @@ int ebus_nats_create(ebus_t *bus, const ebus_nats_config_t *cfg, ebus_nats_bridg
 	pthread_cond_init(&b->idle, NULL);
 	b->bus = bus;
 	b->heartbeat_ns = cfg->heartbeat_ns ? cfg->heartbeat_ns : 100000000u;
+	b->import_pending = cfg->import_pending && cfg->import_pending < 1u << 30 ? (int)cfg->import_pending
+	                                                                         : 65536;
 	b->origin_id = random_id();
 	b->qcap = cfg->export_buffer ? cfg->export_buffer : 65536;
 	b->prefix = strdup(cfg->prefix);
@@ -585,7 +588,7 @@ int ebus_nats_start(ebus_nats_bridge_t *b)
 		return EBUS_ERR_SYSTEM;
 	}
 	if (b->sub) {
-		natsSubscription_SetPendingLimits(b->sub, 65536, 64 * 1024 * 1024);
+		natsSubscription_SetPendingLimits(b->sub, b->import_pending, 256 * 1024 * 1024);
 		/* a PING/PONG: the server has the subscription when start returns */
 		if (natsConnection_FlushTimeout(b->nc, 5000) != NATS_OK) {
 			ebus_nats_stop(b);

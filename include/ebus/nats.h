@@ -50,6 +50,12 @@ typedef struct ebus_nats_config_s {
 	uint64_t connect_timeout_ns; /* 0 = 2 s: create fails with
 	                                EBUS_ERR_UNREACHABLE after it */
 	uint64_t heartbeat_ns;      /* 0 = 100 ms */
+	unsigned import_pending;    /* messages the NATS client holds for the
+	                               import callback before it drops (counted:
+	                               import_dropped); 0 = 65536. An import
+	                               publishes with the bus's full policy, so
+	                               a slow local subscriber under BLOCK makes
+	                               them pile up here, bounded. */
 	uint64_t reserved_[8];      /* zero */
 } ebus_nats_config_t;
 

@@ -40,6 +40,12 @@ static int failures;
 
 static ns_server server;
 
+/* A failed CHECK exits: the server goes with the test. */
+static void stop_server(void)
+{
+	ns_stop(&server, 1);
+}
+
 /* ---- a recording subscriber ---------------------------------------------------- */
 
 typedef struct rec {
@@ -411,6 +417,92 @@ static void kill_and_restart(void)
 	ebus_destroy(bb);
 }
 
+/* A slow local subscriber: the import callback blocks on the full lane
+ * (the bus's BLOCK policy), the NATS client's pending queue (100 here)
+ * fills and drops: the drops are counted (import_dropped) and, once the
+ * subscriber catches up and A's last heartbeat arrives, accounted as gaps
+ * like every other loss. */
+typedef struct gated {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	int open;
+	uint64_t n;
+} gated;
+
+static int on_gated(const ebus_event_t *ev, void *ctx)
+{
+	gated *g = ctx;
+	(void)ev;
+	pthread_mutex_lock(&g->m);
+	while (!g->open)
+		pthread_cond_wait(&g->cv, &g->m);
+	g->n++;
+	pthread_mutex_unlock(&g->m);
+	return 0;
+}
+
+static void slow_subscriber(void)
+{
+	enum { N = 5000 };
+	const char *k[] = {"slow.>", NULL}, *servers[] = {server.url, NULL};
+	ebus_config_t bc = {0};
+	ebus_nats_config_t c = {0};
+	ebus_t *ba = new_bus(), *bb;
+	ebus_topic_t *tx, *rx;
+	ebus_sub_id id;
+	ebus_nats_bridge_t *a, *b;
+	gated g;
+	uint64_t v;
+	memset(&g, 0, sizeof g);
+	pthread_mutex_init(&g.m, NULL);
+	pthread_cond_init(&g.cv, NULL);
+	bc.executors = 1;
+	bc.lane_capacity = 16;
+	CHECK_RC(ebus_create(&bc, &bb), EBUS_OK);
+	CHECK_RC(ebus_topic(ba, "slow.t", &tx), EBUS_OK);
+	CHECK_RC(ebus_topic(bb, "slow.t", &rx), EBUS_OK);
+	CHECK_RC(ebus_subscribe(rx, on_gated, &g, &id), EBUS_OK);
+	a = new_bridge(ba, k, NULL);
+	c.servers = servers;
+	c.prefix = "t";
+	c.imports = k;
+	c.import_pending = 100;
+	c.heartbeat_ns = 20000000;
+	CHECK_RC(ebus_nats_create(bb, &c, &b), EBUS_OK);
+	CHECK_RC(ebus_nats_start(b), EBUS_OK);
+	for (v = 0; v < N; v++)
+		CHECK_RC(ebus_publish(tx, &v, sizeof v), EBUS_OK);
+	CHECK_RC(ebus_flush(ba, 0), EBUS_OK);
+	CHECK_RC(ebus_nats_flush(a, 0), EBUS_OK);
+	/* B's client has everything it will get: the rest was dropped */
+	WAIT_FOR(stats_of(b).import_dropped > 0);
+	pthread_mutex_lock(&g.m);
+	g.open = 1;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.m);
+	/* A's periodic heartbeat, once B has caught up, tells it the tail */
+	ebus_nats_stats_t sa = stats_of(a), sb;
+	{
+		ebus_nats_stats_t now;
+		WAIT_FOR((now = stats_of(b), accounted(&now) >= sa.exported + sa.export_failed));
+	}
+	CHECK_RC(ebus_nats_stop(a), EBUS_OK);
+	CHECK_RC(ebus_flush(bb, 0), EBUS_OK);
+	ebus_nats_stop(b);
+	sb = stats_of(b);
+	printf("   exported %llu; imported %llu, client drops %llu, gaps %llu\n",
+	       (unsigned long long)sa.exported, (unsigned long long)sb.imported,
+	       (unsigned long long)sb.import_dropped, (unsigned long long)sb.gaps);
+	CHECK(sa.exported == N);
+	CHECK(accounted(&sb) == N);
+	CHECK(sb.import_dropped > 0 && sb.gaps >= sb.import_dropped);
+	CHECK(g.n == sb.imported);
+	ebus_nats_destroy(a);
+	ebus_nats_destroy(b);
+	ebus_destroy(ba);
+	ebus_destroy(bb);
+}
+
 static void bad_input(void)
 {
 	ebus_t *bus = new_bus();
@@ -485,6 +577,7 @@ int main(void)
 {
 	if (ns_start(&server) != 0)
 		return 1;
+	atexit(stop_server);
 	printf("nats-server on %s\n", server.url);
 	struct {
 		const char *name;
@@ -492,7 +585,7 @@ int main(void)
 	} tests[] = {
 		{"bad_input", bad_input}, {"both_ways", both_ways}, {"sizes", sizes},
 		{"ring_of_three", ring_of_three}, {"unmappable", unmappable},
-		{"kill_and_restart", kill_and_restart},
+		{"kill_and_restart", kill_and_restart}, {"slow_subscriber", slow_subscriber},
 	};
 	for (unsigned i = 0; i < sizeof tests / sizeof tests[0]; i++) {
 		printf("-- %s\n", tests[i].name);
