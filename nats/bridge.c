@@ -64,6 +64,7 @@ struct ebus_nats_bridge {
 	natsSubscription *sub;
 	ebus_sub_id *export_ids;
 	bool started, stopped;
+	_Atomic bool closing; /* our own close: not a disconnect */
 
 	/* the export queue, under m */
 	pthread_mutex_t m;
@@ -173,8 +174,10 @@ static uint64_t random_id(void)
 
 static void on_disconnected(natsConnection *nc, void *arg)
 {
+	struct ebus_nats_bridge *b = arg;
 	(void)nc;
-	add(&((struct ebus_nats_bridge *)arg)->disconnects, 1);
+	if (!atomic_load(&b->closing))
+		add(&b->disconnects, 1);
 }
 
 static void on_reconnected(natsConnection *nc, void *arg)
@@ -632,6 +635,80 @@ int ebus_nats_stats(ebus_nats_bridge_t *b, ebus_nats_stats_t *o)
 	return EBUS_OK;
 }
 
+int ebus_nats_prometheus(ebus_nats_bridge_t *b, char *buf, size_t cap, size_t *len)
+{
+	ebus_nats_stats_t st;
+	size_t used = 0;
+	const struct {
+		const char *name, *type, *help, *label;
+		uint64_t v;
+	} m[] = {
+		{"exported_total", "counter", "Events handed to the NATS client.", NULL, 0},
+		{"exported_reconnecting_total", "counter",
+		 "Of those, while disconnected (buffered by the client).", NULL, 0},
+		{"imported_total", "counter", "Events published on the local bus.", NULL, 0},
+		{"filtered_total", "counter", "Messages received that matched no import pattern.", NULL, 0},
+		{"heartbeats_total", "counter", "Heartbeats received from other bridges.", NULL, 0},
+		{"duplicates_total", "counter", "Messages received twice (not imported again).", NULL, 0},
+		{"reordered_total", "counter", "Messages that arrived after a later one.", NULL, 0},
+		{"lost_total", "counter",
+		 "Events lost, by cause: export buffer full, refused by the NATS client, missing at "
+		 "this importer (gaps, including the client's slow-consumer drops), refused by the "
+		 "local bus, subjects with no ebus name.",
+		 "cause=\"export_overflow\"", 0},
+		{"lost_total", NULL, NULL, "cause=\"export_failed\"", 0},
+		{"lost_total", NULL, NULL, "cause=\"gap\"", 0},
+		{"lost_total", NULL, NULL, "cause=\"import_rejected\"", 0},
+		{"lost_total", NULL, NULL, "cause=\"unmappable\"", 0},
+		{"client_dropped_total", "counter", "Messages the NATS client dropped (slow consumer).",
+		 NULL, 0},
+		{"disconnects_total", "counter", "Connections lost.", NULL, 0},
+		{"reconnects_total", "counter", "Connections re-established.", NULL, 0},
+	};
+	uint64_t v[sizeof m / sizeof m[0]];
+	if (!b || !len || (!buf && cap))
+		return EBUS_ERR_NULL;
+	ebus_nats_stats(b, &st);
+	v[0] = st.exported;
+	v[1] = st.exported_reconnecting;
+	v[2] = st.imported;
+	v[3] = st.filtered;
+	v[4] = st.heartbeats;
+	v[5] = st.duplicates;
+	v[6] = st.reordered;
+	v[7] = st.export_overflow;
+	v[8] = st.export_failed;
+	v[9] = st.gaps;
+	v[10] = st.import_rejected;
+	v[11] = st.unmappable;
+	v[12] = st.import_dropped;
+	v[13] = st.disconnects;
+	v[14] = st.reconnects;
+	for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+		char line[512];
+		int n = 0;
+		if (m[i].help)
+			n = snprintf(line, sizeof line, "# HELP ebus_nats_%s %s\n# TYPE ebus_nats_%s %s\n",
+			             m[i].name, m[i].help, m[i].name, m[i].type);
+		n += snprintf(line + n, sizeof line - (size_t)n, "ebus_nats_%s%s%s%s %llu\n", m[i].name,
+		              m[i].label ? "{" : "", m[i].label ? m[i].label : "", m[i].label ? "}" : "",
+		              (unsigned long long)v[i]);
+		if (used + (size_t)n < cap) /* whole lines only, and only while all fit */
+			memcpy(buf + used, line, (size_t)n);
+		else if (used < cap)
+			cap = used + 1; /* nothing after this line is copied */
+		used += (size_t)n;
+	}
+	*len = used;
+	if (used >= cap) {
+		if (cap)
+			buf[cap - 1] = '\0'; /* a prefix of whole lines */
+		return EBUS_ERR_BUFFER;
+	}
+	buf[used] = '\0';
+	return EBUS_OK;
+}
+
 int ebus_nats_flush(ebus_nats_bridge_t *b, uint64_t timeout_ns)
 {
 	uint64_t deadline;
@@ -693,6 +770,7 @@ int ebus_nats_stop(ebus_nats_bridge_t *b)
 	}
 	if (b->nc) {
 		natsConnection_FlushTimeout(b->nc, 2000);
+		atomic_store(&b->closing, true);
 		natsConnection_Close(b->nc);
 	}
 	b->stopped = true;

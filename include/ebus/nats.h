@@ -116,6 +116,15 @@ int ebus_nats_start(ebus_nats_bridge_t *b);
  * Ownership: *out is the caller's. */
 int ebus_nats_stats(ebus_nats_bridge_t *b, ebus_nats_stats_t *out);
 
+/* The counters as Prometheus text (families ebus_nats_*, one sample
+ * each; losses as ebus_nats_lost_total{cause=...}), snprintf-style as
+ * ebus_snapshot_prometheus: *len gets the length needed without the NUL.
+ * Thread-safety: any thread.
+ * Errors: EBUS_ERR_NULL (b or len NULL, or buf NULL with cap > 0),
+ * EBUS_ERR_BUFFER (too small; *len is the size needed).
+ * Ownership: buf is the caller's. */
+int ebus_nats_prometheus(ebus_nats_bridge_t *b, char *buf, size_t cap, size_t *len);
+
 /* Blocks until every event exported so far reached the server (a NATS
  * flush), up to timeout_ns (0: 5 s).
  * Thread-safety: any thread but the bus's handlers.
