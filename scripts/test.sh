@@ -21,9 +21,10 @@ builds=${EBUS_TEST_BUILDS:-"default asan tsan fuzz"}
 # clang and libclang-rt-14-dev (libFuzzer, clang's sanitizer runtimes): the fuzz build.
 fuzz_packages=()
 case " $builds " in *" fuzz "*) fuzz_packages=(clang libclang-rt-14-dev) ;; esac
-# nats-server and libnats-dev: the NATS bridge (nats/) and its tests.
+# nats-server, libnats-dev, libmicrohttpd-dev: the NATS bridge (nats/),
+# tools/ebus-bridge (--metrics) and their tests.
 ebus_need_packages "${EBUS_BASE_PACKAGES[@]}" libasan8 libubsan1 libtsan2 libzmq3-dev libbenchmark-dev prometheus python3-matplotlib \
-	nats-server libnats-dev "${fuzz_packages[@]}"
+	nats-server libnats-dev libmicrohttpd-dev "${fuzz_packages[@]}"
 
 echo "== layering of src/ (scripts/check-layers.sh)"
 scripts/check-layers.sh
