@@ -65,6 +65,7 @@ struct ebus_nats_bridge {
 	ebus_sub_id *export_ids;
 	bool started, stopped;
 	_Atomic bool closing; /* our own close: not a disconnect */
+	bool closed;          /* libnats's last callback ran (under m) */
 
 	/* the export queue, under m */
 	pthread_mutex_t m;
@@ -186,6 +187,18 @@ static void on_reconnected(natsConnection *nc, void *arg)
 	add(&((struct ebus_nats_bridge *)arg)->reconnects, 1);
 }
 
+/* The connection's last callback: after it libnats never calls back into
+ * the bridge, so the bridge may be freed. */
+static void on_closed(natsConnection *nc, void *arg)
+{
+	struct ebus_nats_bridge *b = arg;
+	(void)nc;
+	pthread_mutex_lock(&b->m);
+	b->closed = true;
+	pthread_cond_broadcast(&b->idle);
+	pthread_mutex_unlock(&b->m);
+}
+
 /* Slow-consumer errors are counted from natsSubscription_GetDropped, which
  * is exact; the callback fires far less often than messages are lost. */
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *arg)
@@ -225,6 +238,8 @@ static int connect_nats(struct ebus_nats_bridge *b, const ebus_nats_config_t *c)
 		s = natsOptions_SetReconnectedCB(o, on_reconnected, b);
 	if (s == NATS_OK)
 		s = natsOptions_SetErrorHandler(o, on_error, b);
+	if (s == NATS_OK)
+		s = natsOptions_SetClosedCB(o, on_closed, b);
 	if (s != NATS_OK) {
 		natsOptions_Destroy(o);
 		return s == NATS_NO_MEMORY ? EBUS_ERR_NOMEM : EBUS_ERR_URL;
@@ -772,6 +787,12 @@ int ebus_nats_stop(ebus_nats_bridge_t *b)
 		natsConnection_FlushTimeout(b->nc, 2000);
 		atomic_store(&b->closing, true);
 		natsConnection_Close(b->nc);
+		/* callbacks run on libnats's own thread, after Close returns:
+		 * wait for the last one before anything is freed */
+		pthread_mutex_lock(&b->m);
+		while (!b->closed)
+			pthread_cond_wait(&b->idle, &b->m);
+		pthread_mutex_unlock(&b->m);
 	}
 	b->stopped = true;
 	return EBUS_OK;

@@ -66,8 +66,9 @@ typedef struct ebus_nats_config_s {
  * once, so for an exporter A and an importer B of all of it:
  *   exported(A) + export_failed(A)
  *       == imported(B) + import_rejected(B) + filtered(B) + gaps(B)
- * gaps include the messages the NATS client dropped (import_dropped says
- * how many of them), and a late arrival (reordered) takes its gap back.
+ * gaps include the events the NATS client dropped (import_dropped counts
+ * those and the heartbeats it dropped), and a late arrival (reordered)
+ * takes its gap back.
  * export_overflow events never left A: they are A's own loss. */
 typedef struct ebus_nats_stats_s {
 	uint64_t exported;          /* handed to libnats with NATS_OK */
@@ -78,7 +79,8 @@ typedef struct ebus_nats_stats_s {
 	uint64_t export_failed;     /* lost: libnats refused the publish */
 	uint64_t imported;          /* published on the local bus */
 	uint64_t filtered;          /* received, matched no import pattern */
-	uint64_t import_dropped;    /* lost at the NATS client (slow consumer) */
+	uint64_t import_dropped;    /* messages the NATS client dropped (slow
+	                               consumer), heartbeats among them */
 	uint64_t import_rejected;   /* the local bus refused the publish */
 	uint64_t unmappable;        /* subjects ebus cannot name (never interned) */
 	uint64_t gaps;              /* events missing, per origin sequence */

@@ -189,7 +189,15 @@ int main(int argc, char **argv)
 		CHECK(write(pub_in, line, (size_t)n) == n);
 	}
 	close(pub_in);
-	CHECK(exit_code(pub) == 0);
+	{
+		int rc = exit_code(pub);
+		if (rc != 0) {
+			static char pe[1 << 16];
+			size_t n = read_until(pub_err, pe, sizeof pe, "\x01", 0); /* to its end */
+			fprintf(stderr, "ebus-bridge pub exited with %d:\n%.*s\n", rc, (int)n, pe);
+		}
+		CHECK(rc == 0);
+	}
 
 	/* N lines out, in order, and nothing else */
 	size_t got = read_until(sub_out, out, sizeof out, NULL, N);
