@@ -157,6 +157,47 @@ static void count_shutdown(struct ebus *bus)
 	atomic_fetch_add_explicit(&bus->rejected_shutdown, 1, memory_order_relaxed);
 }
 
+/*
+ * The start of a general publish or claim: the Dekker with ebus_shutdown
+ * (announce in busy, light fence, then look at the state) and the calling
+ * thread's lane for t (the next executor for an unordered topic), made on
+ * first use. busy is 1 on return, whatever the result: the caller's exit
+ * clears it.
+ */
+static inline int publish_enter(struct ebus *bus, struct producer *p, struct ebus_topic_s *t,
+                                struct lane **out)
+{
+	unsigned exec;
+	atomic_store_explicit(&p->busy, 1, memory_order_relaxed);
+	ebus_fence_light();
+	if (EBUS_UNLIKELY(atomic_load_explicit(&bus->state, memory_order_relaxed) != BUS_OPEN)) {
+		count_shutdown(bus);
+		return EBUS_ERR_SHUTDOWN;
+	}
+	exec = t->executor;
+	if (EBUS_UNLIKELY(t->flags & EBUS_TOPIC_UNORDERED)) {
+		/* Spread over the executors, round-robin per publishing thread. */
+		exec = p->spread;
+		p->spread = exec + 1 < bus->nexec ? exec + 1 : 0;
+	}
+	*out = p->lanes[exec];
+	if (EBUS_UNLIKELY(!*out) && !(*out = ebus_producer_lane(bus, p, exec)))
+		return EBUS_ERR_NOMEM;
+	return EBUS_OK;
+}
+
+/* A full lane or arena refused the event (rc from lane_full / arena_full):
+ * counted, and a drop takes its sequence number (a gap, ebus_event_t.seq). */
+static int publish_refused(struct ebus *bus, struct ebus_topic_s *t, uint64_t *seq, int rc)
+{
+	if (rc == EBUS_ERR_SHUTDOWN)
+		count_shutdown(bus);
+	else if (rc == EBUS_DROPPED)
+		++*seq;
+	ebus_topic_count_refused(t, rc);
+	return rc;
+}
+
 /* The general asynchronous publish: every payload kind and full policy. */
 static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, bool by_ref,
                          ebus_release_fn release, void *arg, ebus_full_policy policy)
@@ -166,51 +207,25 @@ static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, b
 	struct lane *lane;
 	struct ebus_slot *s;
 	uint64_t *seq;
-	unsigned exec;
-	int rc = EBUS_OK;
+	int rc;
 
 	if (EBUS_UNLIKELY(!p || !(seq = ebus_producer_seq(p, t))))
 		return EBUS_ERR_NOMEM;
-	/* Dekker with ebus_shutdown: announce, light fence, then look. */
-	atomic_store_explicit(&p->busy, 1, memory_order_relaxed);
-	ebus_fence_light();
-	if (EBUS_UNLIKELY(atomic_load_explicit(&bus->state, memory_order_relaxed) != BUS_OPEN)) {
-		count_shutdown(bus);
-		rc = EBUS_ERR_SHUTDOWN;
+	if ((rc = publish_enter(bus, p, t, &lane)) != EBUS_OK)
 		goto out;
-	}
-	exec = t->executor;
-	if (EBUS_UNLIKELY(t->flags & EBUS_TOPIC_UNORDERED)) {
-		/* Spread over the executors, round-robin per publishing thread. */
-		exec = p->spread;
-		p->spread = exec + 1 < bus->nexec ? exec + 1 : 0;
-	}
-	lane = p->lanes[exec];
-	if (EBUS_UNLIKELY(!lane) && !(lane = ebus_producer_lane(bus, p, exec))) {
-		rc = EBUS_ERR_NOMEM;
-		goto out;
-	}
 	if (EBUS_UNLIKELY(lane == p->claim_lane)) {
 		rc = EBUS_ERR_CLAIM_OPEN; /* its slot is the next one: nothing may pass it */
 		goto out;
 	}
 	s = ebus_lane_reserve(lane);
 	if (EBUS_UNLIKELY(!s) && (rc = lane_full(bus, lane, policy, &s)) != EBUS_OK) {
-		if (rc == EBUS_ERR_SHUTDOWN)
-			count_shutdown(bus);
-		else if (rc == EBUS_DROPPED)
-			++*seq; /* a dropped event leaves its gap (ebus_event_t.seq) */
-		ebus_topic_count_refused(t, rc);
+		publish_refused(bus, t, seq, rc);
 		goto out;
 	}
 	while ((rc = slot_fill(bus, lane, s, t, data, len, by_ref, release, arg)) == EBUS_ERR_FULL) {
 		/* the arena: the same policy as for slots */
 		if ((rc = arena_full(bus, lane, policy, len)) != EBUS_OK) {
-			if (rc == EBUS_ERR_SHUTDOWN)
-				count_shutdown(bus);
-			else if (rc == EBUS_DROPPED)
-				++*seq;
-			ebus_topic_count_refused(t, rc);
+			publish_refused(bus, t, seq, rc);
 			goto out;
 		}
 	}
@@ -717,7 +732,6 @@ int ebus_claim(ebus_topic_t *t, size_t len, ebus_claim_t *c)
 	struct lane *lane;
 	struct ebus_slot *s;
 	uint64_t *seq;
-	unsigned exec;
 	int rc = EBUS_OK;
 
 	if (!t || !c)
@@ -734,30 +748,11 @@ int ebus_claim(ebus_topic_t *t, size_t len, ebus_claim_t *c)
 	p = ebus_producer_get(bus);
 	if (!p || !(seq = ebus_producer_seq(p, t)))
 		return EBUS_ERR_NOMEM;
-	atomic_store_explicit(&p->busy, 1, memory_order_relaxed);
-	ebus_fence_light();
-	if (EBUS_UNLIKELY(atomic_load_explicit(&bus->state, memory_order_relaxed) != BUS_OPEN)) {
-		count_shutdown(bus);
-		rc = EBUS_ERR_SHUTDOWN;
+	if ((rc = publish_enter(bus, p, t, &lane)) != EBUS_OK)
 		goto fail;
-	}
-	exec = t->executor;
-	if (EBUS_UNLIKELY(t->flags & EBUS_TOPIC_UNORDERED)) {
-		exec = p->spread;
-		p->spread = exec + 1 < bus->nexec ? exec + 1 : 0;
-	}
-	lane = p->lanes[exec];
-	if (EBUS_UNLIKELY(!lane) && !(lane = ebus_producer_lane(bus, p, exec))) {
-		rc = EBUS_ERR_NOMEM;
-		goto fail;
-	}
 	s = ebus_lane_reserve(lane);
 	if (EBUS_UNLIKELY(!s) && (rc = lane_full(bus, lane, EBUS_FULL_DEFAULT, &s)) != EBUS_OK) {
-		if (rc == EBUS_ERR_SHUTDOWN)
-			count_shutdown(bus);
-		else if (rc == EBUS_DROPPED)
-			++*seq;
-		ebus_topic_count_refused(t, rc);
+		publish_refused(bus, t, seq, rc);
 		goto fail;
 	}
 	s->topic = t;
@@ -771,12 +766,8 @@ int ebus_claim(ebus_topic_t *t, size_t len, ebus_claim_t *c)
 		       (rc = arena_full(bus, lane, EBUS_FULL_DEFAULT, len)) == EBUS_OK)
 			;
 		if (rc != EBUS_OK) {
-			if (rc == EBUS_ERR_SHUTDOWN)
-				count_shutdown(bus);
-			else if (rc == EBUS_DROPPED)
-				++*seq;
 			if (rc != EBUS_ERR_NOMEM)
-				ebus_topic_count_refused(t, rc);
+				publish_refused(bus, t, seq, rc);
 			goto fail;
 		}
 	}
