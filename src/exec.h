@@ -112,7 +112,8 @@ int ebus_exec_flush(struct ebus_exec *ex, uint64_t deadline);
 /*
  * A publisher found lane l (of executor ex) full under EBUS_FULL_BLOCK:
  * waits for a free slot (*slot, EBUS_OK), or with arena_need > 0 (its slot
- * already reserved) until the lane's arena has room for that many bytes. EBUS_ERR_SHUTDOWN once the bus
+ * already reserved; *slot is left alone) until the lane's arena has room
+ * for that many bytes. EBUS_ERR_SHUTDOWN once the bus
  * leaves the open state; EBUS_ERR_DEADLOCK when the caller is an executor
  * of this bus that the wait would close a cycle of (its own lane, or
  * executors waiting on each other's lanes and serial guards);

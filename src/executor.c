@@ -1056,6 +1056,7 @@ int ebus_exec_wait_space(struct ebus_exec *ex, struct lane *l, uint64_t deadline
 		ctr_add(&l->rejected_full, 1);
 	else if (rc == EBUS_ERR_TIMEOUT)
 		ctr_add(&l->rejected_timeout, 1);
-	*slot = c.slot;
+	if (!arena_need)
+		*slot = c.slot; /* an arena wait leaves the caller's slot as it was */
 	return rc;
 }

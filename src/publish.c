@@ -75,24 +75,6 @@ static int slot_payload(struct ebus *bus, struct lane *lane, struct ebus_slot *s
 	return EBUS_OK;
 }
 
-/* The lane's arena has no room for len bytes: the publish's policy decides
- * (as lane_full for slots; the caller's slot stays reserved meanwhile). */
-static int arena_full(struct ebus *bus, struct lane *lane, ebus_full_policy policy, size_t len)
-{
-	struct ebus_slot *unused;
-	switch (policy ? policy : bus->policy) {
-	case EBUS_FULL_FAIL:
-		ctr_add(&lane->rejected_full, 1);
-		return EBUS_ERR_FULL;
-	case EBUS_FULL_DROP:
-		ctr_add(&lane->dropped_full, 1);
-		return EBUS_DROPPED;
-	default:
-		return ebus_exec_wait_space(bus->exec[lane->exec], lane,
-		                            ebus_deadline_after(bus->block_timeout_ns), len, &unused);
-	}
-}
-
 /* Gives back what slot_payload took for a slot that will not be committed
  * (the producer's side: the arena chunk was the last one taken). */
 static void slot_payload_undo(struct ebus *bus, struct lane *lane, struct ebus_slot *s,
@@ -135,9 +117,11 @@ static int slot_fill(struct ebus *bus, struct lane *lane, struct ebus_slot *s,
 	return EBUS_OK;
 }
 
-/* The lane is full: the publish's policy decides. */
+/* The lane is full (arena_need 0: no slot; *s gets one if the policy
+ * waits for it), or its arena has no room for arena_need bytes (the
+ * caller's slot stays reserved meanwhile): the publish's policy decides. */
 static int lane_full(struct ebus *bus, struct lane *lane, ebus_full_policy policy,
-                     struct ebus_slot **s)
+                     size_t arena_need, struct ebus_slot **s)
 {
 	switch (policy ? policy : bus->policy) {
 	case EBUS_FULL_FAIL:
@@ -148,7 +132,7 @@ static int lane_full(struct ebus *bus, struct lane *lane, ebus_full_policy polic
 		return EBUS_DROPPED;
 	default:
 		return ebus_exec_wait_space(bus->exec[lane->exec], lane,
-		                            ebus_deadline_after(bus->block_timeout_ns), 0, s);
+		                            ebus_deadline_after(bus->block_timeout_ns), arena_need, s);
 	}
 }
 
@@ -186,7 +170,7 @@ static inline int publish_enter(struct ebus *bus, struct producer *p, struct ebu
 	return EBUS_OK;
 }
 
-/* A full lane or arena refused the event (rc from lane_full / arena_full):
+/* A full lane or arena refused the event (rc from lane_full):
  * counted, and a drop takes its sequence number (a gap, ebus_event_t.seq). */
 static int publish_refused(struct ebus *bus, struct ebus_topic_s *t, uint64_t *seq, int rc)
 {
@@ -218,13 +202,13 @@ static int publish_async(struct ebus_topic_s *t, const void *data, size_t len, b
 		goto out;
 	}
 	s = ebus_lane_reserve(lane);
-	if (EBUS_UNLIKELY(!s) && (rc = lane_full(bus, lane, policy, &s)) != EBUS_OK) {
+	if (EBUS_UNLIKELY(!s) && (rc = lane_full(bus, lane, policy, 0, &s)) != EBUS_OK) {
 		publish_refused(bus, t, seq, rc);
 		goto out;
 	}
 	while ((rc = slot_fill(bus, lane, s, t, data, len, by_ref, release, arg)) == EBUS_ERR_FULL) {
 		/* the arena: the same policy as for slots */
-		if ((rc = arena_full(bus, lane, policy, len)) != EBUS_OK) {
+		if ((rc = lane_full(bus, lane, policy, len, &s)) != EBUS_OK) {
 			publish_refused(bus, t, seq, rc);
 			goto out;
 		}
@@ -532,8 +516,7 @@ static __attribute__((noinline)) int batch_full(struct batch *b, struct lane *la
 		return rc;
 	batch_commit(b, false);
 	b->committed = true;
-	rc = arena_need ? arena_full(b->bus, lane, b->policy, arena_need)
-	                : lane_full(b->bus, lane, b->policy, &s);
+	rc = lane_full(b->bus, lane, b->policy, arena_need, &s);
 	if (rc == EBUS_ERR_SHUTDOWN)
 		count_shutdown(b->bus);
 	if (rc != EBUS_OK)
@@ -751,7 +734,7 @@ int ebus_claim(ebus_topic_t *t, size_t len, ebus_claim_t *c)
 	if ((rc = publish_enter(bus, p, t, &lane)) != EBUS_OK)
 		goto fail;
 	s = ebus_lane_reserve(lane);
-	if (EBUS_UNLIKELY(!s) && (rc = lane_full(bus, lane, EBUS_FULL_DEFAULT, &s)) != EBUS_OK) {
+	if (EBUS_UNLIKELY(!s) && (rc = lane_full(bus, lane, EBUS_FULL_DEFAULT, 0, &s)) != EBUS_OK) {
 		publish_refused(bus, t, seq, rc);
 		goto fail;
 	}
@@ -763,7 +746,7 @@ int ebus_claim(ebus_topic_t *t, size_t len, ebus_claim_t *c)
 		c->data = len ? s->u.data : NULL;
 	} else {
 		while ((rc = slot_payload(bus, lane, s, len, &c->data)) == EBUS_ERR_FULL &&
-		       (rc = arena_full(bus, lane, EBUS_FULL_DEFAULT, len)) == EBUS_OK)
+		       (rc = lane_full(bus, lane, EBUS_FULL_DEFAULT, len, &s)) == EBUS_OK)
 			;
 		if (rc != EBUS_OK) {
 			if (rc != EBUS_ERR_NOMEM)
