@@ -17,6 +17,17 @@
  * The threads that publish imports record their source ids, and the
  * export handler skips events from those sources: no re-export.
  *
+ * JetStream mode: the export thread publishes with js_PublishAsync and
+ * counts an event exported when the server's acknowledgement says it is
+ * stored (export_failed/export_unacked otherwise); no heartbeats (the
+ * exporter knows exactly what was stored). The importer's own thread
+ * fetches from a durable pull consumer and accounts by stream sequence
+ * instead of the per-origin window: the sequence is contiguous in a
+ * stream, so a skip is a gap and a repeat a duplicate, across restarts of
+ * the exporters too. On start the consumer is recreated at its ack floor
+ * + 1, so what the previous process received but never acknowledged comes
+ * at once, in order (counted as redelivered), not after the ack wait.
+ *
  * SPDX-License-Identifier: MIT
  */
 #define _GNU_SOURCE
@@ -49,6 +60,7 @@ struct origin {
 	uint64_t id;
 	uint64_t max;  /* highest sequence seen */
 	uint64_t seen; /* bit i: max - i was seen */
+	uint64_t tail; /* bit i: max - i was counted as a gap by a heartbeat */
 };
 
 struct ebus_nats_bridge {
@@ -59,9 +71,20 @@ struct ebus_nats_bridge {
 	size_t nexports, nimports;
 	uint64_t heartbeat_ns;
 	int import_pending;
+	unsigned flags;
+	ebus_full_policy import_policy;
+	uint64_t import_block_ns;
 	uint64_t origin_id;
 	natsConnection *nc;
 	natsSubscription *sub;
+	jsCtx *js;                 /* JetStream mode */
+	char stream[EBUS_TOPIC_MAX + 8], *durable;
+	uint64_t ack_wait_ns;
+	pthread_t fetcher;         /* JetStream import */
+	bool fetching;
+	_Atomic bool fetch_quit;
+	uint64_t js_last;          /* stream sequence accounted up to (fetcher) */
+	uint64_t js_resumed;       /* the previous process's delivered sequence */
 	ebus_sub_id *export_ids;
 	bool started, stopped;
 	_Atomic bool closing; /* our own close: not a disconnect */
@@ -85,7 +108,8 @@ struct ebus_nats_bridge {
 
 	_Atomic uint64_t exported, exported_reconnecting, export_overflow, export_failed, imported, filtered,
 		import_rejected, unmappable, gaps, duplicates, reordered, heartbeats, disconnects,
-		reconnects;
+		reconnects, export_failed_buffer, export_failed_closed, export_unacked, import_full,
+		import_timeout, tail_gaps, redelivered;
 	int64_t import_dropped_final; /* read before the subscription goes */
 };
 
@@ -146,6 +170,15 @@ static int check_config(const ebus_nats_config_t *c)
 			return EBUS_ERR_CONFIG;
 	if (c->export_buffer && (c->export_buffer & (c->export_buffer - 1)))
 		return EBUS_ERR_CONFIG;
+	if ((c->flags & ~(EBUS_NATS_SEND_ASAP | EBUS_NATS_JETSTREAM)) ||
+	    (unsigned)c->import_policy > EBUS_FULL_DROP || c->import_block_ns == EBUS_FOREVER)
+		return EBUS_ERR_CONFIG;
+	if ((c->flags & EBUS_NATS_JETSTREAM) && c->imports && c->imports[0]) {
+		size_t n = c->durable ? strlen(c->durable) : 0;
+		if (n == 0 || n > 64 || strspn(c->durable, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		                                            "0123456789-_") != n)
+			return EBUS_ERR_CONFIG;
+	}
 	if (!c->prefix || ebus_topic_validate(c->prefix) != EBUS_OK || c->prefix[0] == '$' ||
 	    strlen(c->prefix) > EBUS_TOPIC_MAX / 2)
 		return EBUS_ERR_PREFIX;
@@ -226,6 +259,8 @@ static int connect_nats(struct ebus_nats_bridge *b, const ebus_nats_config_t *c)
 		s = natsOptions_SetNoEcho(o, true);
 	if (s == NATS_OK)
 		s = natsOptions_SetNoRandomize(o, true);
+	if (s == NATS_OK && (c->flags & EBUS_NATS_SEND_ASAP))
+		s = natsOptions_SetSendAsap(o, true);
 	if (s == NATS_OK)
 		s = natsOptions_SetAllowReconnect(o, true);
 	if (s == NATS_OK)
@@ -256,10 +291,87 @@ static int connect_nats(struct ebus_nats_bridge *b, const ebus_nats_config_t *c)
 	return EBUS_ERR_UNREACHABLE;
 }
 
+/* ---- JetStream ------------------------------------------------------------ */
+
+static int js_status(natsStatus s)
+{
+	switch (s) {
+	case NATS_OK:
+		return EBUS_OK;
+	case NATS_NO_MEMORY:
+		return EBUS_ERR_NOMEM;
+	case NATS_TIMEOUT:
+	case NATS_CONNECTION_CLOSED:
+	case NATS_CONNECTION_DISCONNECTED:
+		return EBUS_ERR_UNREACHABLE;
+	default:
+		return EBUS_ERR_CONFIG; /* JetStream off on the server, a stream of
+		                           that name on other subjects, ... */
+	}
+}
+
+static void on_js_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+	struct ebus_nats_bridge *b = closure;
+	(void)js;
+	if (pa && !pae) {
+		add(&b->exported, 1);
+	} else {
+		add(&b->export_failed, 1);
+		add(&b->export_unacked, 1);
+	}
+	natsMsg_Destroy(msg);
+}
+
+/* The JetStream context and the stream on PREFIX.>, made if missing. */
+static int js_setup(struct ebus_nats_bridge *b)
+{
+	jsOptions o;
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s;
+	size_t i;
+	if (jsOptions_Init(&o) != NATS_OK)
+		return EBUS_ERR_NOMEM;
+	o.PublishAsync.MaxPending = b->qcap < 4096 ? (int64_t)b->qcap : 4096;
+	o.PublishAsync.AckHandler = on_js_ack;
+	o.PublishAsync.AckHandlerClosure = b;
+	o.PublishAsync.StallWait = 5000; /* the export thread may wait; executors never do */
+	if ((s = natsConnection_JetStream(&b->js, b->nc, &o)) != NATS_OK)
+		return js_status(s);
+	/* a stream name has no '.', '*', '>', '/', '\\' or blank */
+	memcpy(b->stream, "EBUS_", 5);
+	for (i = 0; i < b->prefix_len; i++)
+		b->stream[5 + i] = strchr("./\\", b->prefix[i]) ? '_' : b->prefix[i];
+	b->stream[5 + i] = '\0';
+	s = js_GetStreamInfo(&si, b->js, b->stream, NULL, &jerr);
+	if (s == NATS_NOT_FOUND) {
+		jsStreamConfig sc;
+		char subj[EBUS_TOPIC_MAX + 4];
+		const char *subjects[1] = {subj};
+		memcpy(subj, b->prefix, b->prefix_len);
+		memcpy(subj + b->prefix_len, ".>", 3);
+		jsStreamConfig_Init(&sc);
+		sc.Name = b->stream;
+		sc.Subjects = subjects;
+		sc.SubjectsLen = 1;
+		sc.Storage = js_FileStorage;
+		s = js_AddStream(&si, b->js, &sc, NULL, &jerr);
+		if (s != NATS_OK && jerr == JSStreamNameExistErr)
+			s = NATS_OK; /* another bridge made it meanwhile */
+	}
+	if (si)
+		jsStreamInfo_Destroy(si);
+	return js_status(s);
+}
+
 /* ---- create / destroy ---------------------------------------------------- */
 
 static void bridge_free(struct ebus_nats_bridge *b)
 {
+	if (b->js)
+		jsCtx_Destroy(b->js);
+	free(b->durable);
 	if (b->nc)
 		natsConnection_Destroy(b->nc);
 	list_free(b->exports, b->nexports);
@@ -292,7 +404,15 @@ int ebus_nats_create(ebus_t *bus, const ebus_nats_config_t *cfg, ebus_nats_bridg
 	b->heartbeat_ns = cfg->heartbeat_ns ? cfg->heartbeat_ns : 100000000u;
 	b->import_pending = cfg->import_pending && cfg->import_pending < 1u << 30 ? (int)cfg->import_pending
 	                                                                         : 65536;
-	b->origin_id = random_id();
+	b->origin_id = cfg->origin_id ? cfg->origin_id : random_id();
+	b->flags = cfg->flags;
+	b->import_policy = cfg->import_policy;
+	b->import_block_ns = cfg->import_block_ns ? cfg->import_block_ns : 100000000u;
+	b->ack_wait_ns = cfg->ack_wait_ns ? cfg->ack_wait_ns : 5000000000u;
+	if (cfg->durable && !(b->durable = strdup(cfg->durable))) {
+		bridge_free(b);
+		return EBUS_ERR_NOMEM;
+	}
 	b->qcap = cfg->export_buffer ? cfg->export_buffer : 65536;
 	b->prefix = strdup(cfg->prefix);
 	b->prefix_len = b->prefix ? strlen(b->prefix) : 0;
@@ -310,7 +430,8 @@ int ebus_nats_create(ebus_t *bus, const ebus_nats_config_t *cfg, ebus_nats_bridg
 		bridge_free(b);
 		return EBUS_ERR_NOMEM;
 	}
-	if ((rc = connect_nats(b, cfg)) != EBUS_OK) {
+	if ((rc = connect_nats(b, cfg)) != EBUS_OK ||
+	    ((b->flags & EBUS_NATS_JETSTREAM) && (rc = js_setup(b)) != EBUS_OK)) {
 		bridge_free(b);
 		return rc;
 	}
@@ -359,6 +480,15 @@ static int on_export(const ebus_event_t *ev, void *ctx)
 	return 0;
 }
 
+static void export_failed(struct ebus_nats_bridge *b, natsStatus s)
+{
+	add(&b->export_failed, 1);
+	if (s == NATS_INSUFFICIENT_BUFFER)
+		add(&b->export_failed_buffer, 1);
+	else if (s == NATS_CONNECTION_CLOSED)
+		add(&b->export_failed_closed, 1);
+}
+
 static void put_trailer(unsigned char *t, uint64_t origin, uint64_t seq, uint32_t kind)
 {
 	uint32_t magic = MAGIC;
@@ -373,6 +503,8 @@ static void send_one(struct ebus_nats_bridge *b, const char *name, size_t nlen, 
                      size_t len, uint32_t kind, char *subj, unsigned char **msg, size_t *cap)
 {
 	natsStatus s;
+	if (!name && b->js)
+		return; /* JetStream: the acknowledgements say what was stored */
 	memcpy(subj, b->prefix, b->prefix_len);
 	subj[b->prefix_len] = '.';
 	if (name) {
@@ -383,7 +515,7 @@ static void send_one(struct ebus_nats_bridge *b, const char *name, size_t nlen, 
 	if (len + TRAILER > *cap) {
 		unsigned char *n = realloc(*msg, len + TRAILER);
 		if (!n) {
-			add(&b->export_failed, 1);
+			export_failed(b, NATS_NO_MEMORY);
 			return;
 		}
 		*msg = n;
@@ -394,6 +526,14 @@ static void send_one(struct ebus_nats_bridge *b, const char *name, size_t nlen, 
 	if (kind == KIND_DATA)
 		b->seq++;
 	put_trailer(*msg + len, b->origin_id, b->seq, kind);
+	if (b->js) { /* counted by on_js_ack */
+		if ((s = js_PublishAsync(b->js, subj, *msg, (int)(len + TRAILER), NULL)) != NATS_OK) {
+			export_failed(b, s);
+			if (s != NATS_INSUFFICIENT_BUFFER && s != NATS_CONNECTION_CLOSED)
+				add(&b->export_unacked, 1);
+		}
+		return;
+	}
 	s = natsConnection_Publish(b->nc, subj, *msg, (int)(len + TRAILER));
 	if (kind != KIND_DATA)
 		return;
@@ -402,7 +542,7 @@ static void send_one(struct ebus_nats_bridge *b, const char *name, size_t nlen, 
 		if (natsConnection_Status(b->nc) != NATS_CONN_STATUS_CONNECTED)
 			add(&b->exported_reconnecting, 1);
 	} else {
-		add(&b->export_failed, 1);
+		export_failed(b, s);
 	}
 }
 
@@ -494,11 +634,15 @@ static bool account(struct ebus_nats_bridge *b, uint64_t origin, uint64_t seq, b
 		o->id = origin;
 		o->max = 0;
 		o->seen = 1; /* sequence 0 is never sent: treat it as seen */
+		o->tail = 0;
 	}
 	if (hb) {
 		if (seq > o->max) {
-			add(&b->gaps, seq - o->max);
-			o->seen = seq - o->max >= WINDOW ? 0 : o->seen << (seq - o->max);
+			uint64_t d = seq - o->max;
+			add(&b->gaps, d);
+			add(&b->tail_gaps, d);
+			o->seen = d >= WINDOW ? 0 : o->seen << d;
+			o->tail = d >= WINDOW ? ~0ull : (o->tail << d) | ((1ull << d) - 1);
 			o->max = seq; /* counted as gaps; a late arrival undoes its share */
 		}
 		return true;
@@ -508,6 +652,7 @@ static bool account(struct ebus_nats_bridge *b, uint64_t origin, uint64_t seq, b
 		if (d > 1)
 			add(&b->gaps, d - 1);
 		o->seen = d >= WINDOW ? 1 : (o->seen << d) | 1;
+		o->tail = d >= WINDOW ? 0 : o->tail << d;
 		o->max = seq;
 		return true;
 	}
@@ -519,6 +664,10 @@ static bool account(struct ebus_nats_bridge *b, uint64_t origin, uint64_t seq, b
 		}
 		o->seen |= 1ull << back;
 		atomic_fetch_sub_explicit(&b->gaps, 1, memory_order_relaxed);
+		if ((o->tail >> back) & 1) {
+			o->tail &= ~(1ull << back);
+			atomic_fetch_sub_explicit(&b->tail_gaps, 1, memory_order_relaxed);
+		}
 		add(&b->reordered, 1);
 		return true;
 	}
@@ -534,6 +683,49 @@ static bool import_matches(struct ebus_nats_bridge *b, const char *name)
 	return false;
 }
 
+/* One message, accounted for already: to the local bus if it maps and
+ * matches, with the import policy and its bound. */
+static void import_one(struct ebus_nats_bridge *b, const char *name, const void *data, size_t len)
+{
+	int rc;
+	if (ebus_topic_validate(name) != EBUS_OK || name[0] == '$') {
+		add(&b->unmappable, 1); /* never interned */
+		return;
+	}
+	if (!import_matches(b, name)) {
+		add(&b->filtered, 1);
+		return;
+	}
+	note_import_source(b);
+	rc = ebus_publish_name_ex(b->bus, name, len ? data : NULL, len, b->import_policy,
+	                          b->import_block_ns);
+	if (rc == EBUS_OK) {
+		add(&b->imported, 1);
+		return;
+	}
+	add(&b->import_rejected, 1);
+	if (rc == EBUS_ERR_FULL || rc == EBUS_DROPPED)
+		add(&b->import_full, 1);
+	else if (rc == EBUS_ERR_TIMEOUT)
+		add(&b->import_timeout, 1);
+}
+
+/* The trailer of a message of `len` bytes: its kind (0: none, a message
+ * from outside ebus), origin and sequence. */
+static uint32_t trailer(const unsigned char *data, size_t len, uint64_t *origin, uint64_t *seq)
+{
+	uint32_t kind = 0, magic = 0;
+	if (len < TRAILER)
+		return 0;
+	memcpy(&kind, data + len - 4 - 4, 4);
+	memcpy(&magic, data + len - 4, 4);
+	if (magic != MAGIC || (kind != KIND_DATA && kind != KIND_HEARTBEAT))
+		return 0;
+	memcpy(origin, data + len - TRAILER, 8);
+	memcpy(seq, data + len - TRAILER + 8, 8);
+	return kind;
+}
+
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
 {
 	struct ebus_nats_bridge *b = arg;
@@ -541,20 +733,13 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 	const unsigned char *data = (const unsigned char *)natsMsg_GetData(msg);
 	int dlen = natsMsg_GetDataLength(msg);
 	size_t len = dlen > 0 ? (size_t)dlen : 0;
-	const char *name = subj + b->prefix_len + 1;
-	uint32_t kind = 0, magic = 0;
+	uint64_t origin = 0, seq = 0;
+	uint32_t kind = trailer(data, len, &origin, &seq);
 	(void)nc;
 	(void)sub;
 
-	if (len >= TRAILER) {
-		memcpy(&kind, data + len - 4 - 4, 4);
-		memcpy(&magic, data + len - 4, 4);
-	}
-	if (magic == MAGIC && (kind == KIND_DATA || kind == KIND_HEARTBEAT)) {
-		uint64_t origin, seq;
+	if (kind) {
 		bool fresh;
-		memcpy(&origin, data + len - TRAILER, 8);
-		memcpy(&seq, data + len - TRAILER + 8, 8);
 		pthread_mutex_lock(&b->om);
 		fresh = account(b, origin, seq, kind == KIND_HEARTBEAT);
 		pthread_mutex_unlock(&b->om);
@@ -566,21 +751,117 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 		if (!fresh)
 			goto out;
 	}
-	if (ebus_topic_validate(name) != EBUS_OK || name[0] == '$') {
-		add(&b->unmappable, 1); /* never interned */
-		goto out;
-	}
-	if (!import_matches(b, name)) {
-		add(&b->filtered, 1);
-		goto out;
-	}
-	note_import_source(b);
-	if (ebus_publish_name(b->bus, name, len ? data : NULL, len) == EBUS_OK)
-		add(&b->imported, 1);
-	else
-		add(&b->import_rejected, 1);
+	import_one(b, subj + b->prefix_len + 1, data, len);
 out:
 	natsMsg_Destroy(msg);
+}
+
+/* JetStream: one fetched message, accounted by its stream sequence. */
+static void js_import(struct ebus_nats_bridge *b, natsMsg *msg, uint64_t sseq)
+{
+	const unsigned char *data = (const unsigned char *)natsMsg_GetData(msg);
+	int dlen = natsMsg_GetDataLength(msg);
+	size_t len = dlen > 0 ? (size_t)dlen : 0;
+	uint64_t origin = 0, seq = 0;
+	uint32_t kind = trailer(data, len, &origin, &seq);
+	if (sseq <= b->js_last) {
+		add(&b->duplicates, 1); /* delivered already by this process */
+		return;
+	}
+	if (sseq > b->js_last + 1)
+		add(&b->gaps, sseq - b->js_last - 1); /* gone from the stream unread */
+	b->js_last = sseq;
+	if (sseq <= b->js_resumed)
+		add(&b->redelivered, 1);
+	if (kind == KIND_HEARTBEAT) {
+		add(&b->heartbeats, 1);
+		return;
+	}
+	if (kind) {
+		len -= TRAILER;
+		if (origin == b->origin_id) {
+			add(&b->filtered, 1); /* our own export, back from the stream */
+			return;
+		}
+	}
+	import_one(b, natsMsg_GetSubject(msg) + b->prefix_len + 1, data, len);
+}
+
+static void *fetch_main(void *arg)
+{
+	struct ebus_nats_bridge *b = arg;
+	while (!atomic_load_explicit(&b->fetch_quit, memory_order_acquire)) {
+		natsMsgList list = {0};
+		jsErrCode jerr = 0;
+		natsMsg *last = NULL;
+		natsStatus s = natsSubscription_Fetch(&list, b->sub, 256, 100, &jerr);
+		if (s != NATS_OK && s != NATS_TIMEOUT) {
+			/* disconnected: the client reconnects on its own; retry soon */
+			struct timespec ts = {0, 10000000};
+			nanosleep(&ts, NULL);
+		}
+		for (int i = 0; i < list.Count; i++) {
+			jsMsgMetaData *md = NULL;
+			if (natsMsg_GetMetaData(&md, list.Msgs[i]) == NATS_OK) {
+				js_import(b, list.Msgs[i], md->Sequence.Stream);
+				jsMsgMetaData_Destroy(md);
+			}
+			last = list.Msgs[i];
+		}
+		if (last) /* AckAll: this acknowledges the whole batch */
+			(void)natsMsg_Ack(last, NULL);
+		natsMsgList_Destroy(&list);
+	}
+	return NULL;
+}
+
+/* The durable consumer, recreated at its ack floor + 1 so that what the
+ * previous process received but did not acknowledge comes first and at
+ * once (its numbers up to the old delivered sequence count as
+ * redelivered), then the fetching thread. */
+static int js_start_import(struct ebus_nats_bridge *b)
+{
+	jsConsumerInfo *ci = NULL;
+	jsConsumerConfig cc;
+	jsSubOptions so;
+	jsErrCode jerr = 0;
+	char filter[EBUS_TOPIC_MAX + 4];
+	uint64_t floor = 0;
+	natsStatus s;
+	memcpy(filter, b->prefix, b->prefix_len);
+	memcpy(filter + b->prefix_len, ".>", 3);
+	s = js_GetConsumerInfo(&ci, b->js, b->stream, b->durable, NULL, &jerr);
+	if (s == NATS_OK) {
+		floor = ci->AckFloor.Stream;
+		b->js_resumed = ci->Delivered.Stream;
+		jsConsumerInfo_Destroy(ci);
+		ci = NULL;
+		if ((s = js_DeleteConsumer(b->js, b->stream, b->durable, NULL, &jerr)) != NATS_OK)
+			return js_status(s);
+	} else if (s != NATS_NOT_FOUND) {
+		return js_status(s);
+	}
+	jsConsumerConfig_Init(&cc);
+	cc.Durable = b->durable;
+	cc.AckPolicy = js_AckAll;
+	cc.AckWait = (int64_t)b->ack_wait_ns;
+	cc.FilterSubject = filter;
+	cc.MaxAckPending = 65536;
+	cc.DeliverPolicy = floor ? js_DeliverByStartSequence : js_DeliverAll;
+	cc.OptStartSeq = floor ? floor + 1 : 0;
+	b->js_last = floor;
+	if ((s = js_AddConsumer(&ci, b->js, b->stream, &cc, NULL, &jerr)) != NATS_OK)
+		return js_status(s);
+	jsConsumerInfo_Destroy(ci);
+	jsSubOptions_Init(&so);
+	so.Stream = b->stream;
+	so.Consumer = b->durable;
+	if ((s = js_PullSubscribe(&b->sub, b->js, filter, b->durable, NULL, &so, &jerr)) != NATS_OK)
+		return js_status(s);
+	if (pthread_create(&b->fetcher, NULL, fetch_main, b) != 0)
+		return EBUS_ERR_SYSTEM;
+	b->fetching = true;
+	return EBUS_OK;
 }
 
 /* ---- start / stats / flush / stop ---------------------------------------------- */
@@ -598,6 +879,13 @@ int ebus_nats_start(ebus_nats_bridge_t *b)
 		b->stopped = true;
 		return EBUS_ERR_SYSTEM;
 	}
+	if (b->nimports && b->js) {
+		if ((rc = js_start_import(b)) != EBUS_OK) {
+			ebus_nats_stop(b);
+			return rc;
+		}
+		goto exports;
+	}
 	memcpy(subj, b->prefix, b->prefix_len);
 	memcpy(subj + b->prefix_len, ".>", 3);
 	if (b->nimports &&
@@ -613,6 +901,7 @@ int ebus_nats_start(ebus_nats_bridge_t *b)
 			return EBUS_ERR_UNREACHABLE;
 		}
 	}
+exports:
 	for (size_t i = 0; i < b->nexports; i++) {
 		rc = ebus_subscribe_pattern(b->bus, b->exports[i], on_export, b, EBUS_SUB_CONCURRENT,
 		                            &b->export_ids[i]);
@@ -644,10 +933,23 @@ int ebus_nats_stats(ebus_nats_bridge_t *b, ebus_nats_stats_t *o)
 	o->heartbeats = atomic_load(&b->heartbeats);
 	o->disconnects = atomic_load(&b->disconnects);
 	o->reconnects = atomic_load(&b->reconnects);
-	if (b->sub && !b->stopped && natsSubscription_GetDropped(b->sub, &dropped) != NATS_OK)
+	o->export_failed_buffer = atomic_load(&b->export_failed_buffer);
+	o->export_failed_closed = atomic_load(&b->export_failed_closed);
+	o->export_unacked = atomic_load(&b->export_unacked);
+	o->import_full = atomic_load(&b->import_full);
+	o->import_timeout = atomic_load(&b->import_timeout);
+	o->tail_gaps = atomic_load(&b->tail_gaps);
+	o->redelivered = atomic_load(&b->redelivered);
+	if (b->sub && !b->js && !b->stopped && natsSubscription_GetDropped(b->sub, &dropped) != NATS_OK)
 		dropped = 0;
 	o->import_dropped = (uint64_t)(b->stopped ? b->import_dropped_final : dropped);
 	return EBUS_OK;
+}
+
+/* a - b, or 0: the counters are read one by one while traffic flows */
+static uint64_t sub0(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : 0;
 }
 
 int ebus_nats_prometheus(ebus_nats_bridge_t *b, char *buf, size_t cap, size_t *len)
@@ -667,40 +969,59 @@ int ebus_nats_prometheus(ebus_nats_bridge_t *b, char *buf, size_t cap, size_t *l
 		{"duplicates_total", "counter", "Messages received twice (not imported again).", NULL, 0},
 		{"reordered_total", "counter", "Messages that arrived after a later one.", NULL, 0},
 		{"lost_total", "counter",
-		 "Events lost, by cause: export buffer full, refused by the NATS client, missing at "
-		 "this importer (gaps, including the client's slow-consumer drops), refused by the "
-		 "local bus, subjects with no ebus name.",
+		 "Events lost, by cause: export buffer full; refused by the NATS client (its reconnect "
+		 "buffer full, the connection closed, other); not stored by JetStream; missing at this "
+		 "importer (gaps, including the client's slow-consumer drops; tail: found by a "
+		 "heartbeat); refused by the local bus (full, timed out, other); subjects with no ebus "
+		 "name.",
 		 "cause=\"export_overflow\"", 0},
+		{"lost_total", NULL, NULL, "cause=\"export_buffer\"", 0},
+		{"lost_total", NULL, NULL, "cause=\"export_closed\"", 0},
 		{"lost_total", NULL, NULL, "cause=\"export_failed\"", 0},
+		{"lost_total", NULL, NULL, "cause=\"export_unacked\"", 0},
 		{"lost_total", NULL, NULL, "cause=\"gap\"", 0},
+		{"lost_total", NULL, NULL, "cause=\"tail\"", 0},
+		{"lost_total", NULL, NULL, "cause=\"import_full\"", 0},
+		{"lost_total", NULL, NULL, "cause=\"import_timeout\"", 0},
 		{"lost_total", NULL, NULL, "cause=\"import_rejected\"", 0},
 		{"lost_total", NULL, NULL, "cause=\"unmappable\"", 0},
 		{"client_dropped_total", "counter", "Messages the NATS client dropped (slow consumer).",
+		 NULL, 0},
+		{"redelivered_total", "counter",
+		 "JetStream: messages delivered again after a restart (at most this many duplicates).",
 		 NULL, 0},
 		{"disconnects_total", "counter", "Connections lost.", NULL, 0},
 		{"reconnects_total", "counter", "Connections re-established.", NULL, 0},
 	};
 	uint64_t v[sizeof m / sizeof m[0]];
+	size_t k = 0;
 	if (!b || !len || (!buf && cap))
 		return EBUS_ERR_NULL;
 	ebus_nats_stats(b, &st);
-	v[0] = st.exported;
-	v[1] = st.exported_reconnecting;
-	v[2] = st.imported;
-	v[3] = st.filtered;
-	v[4] = st.heartbeats;
-	v[5] = st.duplicates;
-	v[6] = st.reordered;
-	v[7] = st.export_overflow;
-	v[8] = st.export_failed;
-	v[9] = st.gaps;
-	v[10] = st.import_rejected;
-	v[11] = st.unmappable;
-	v[12] = st.import_dropped;
-	v[13] = st.disconnects;
-	v[14] = st.reconnects;
+	v[k++] = st.exported;
+	v[k++] = st.exported_reconnecting;
+	v[k++] = st.imported;
+	v[k++] = st.filtered;
+	v[k++] = st.heartbeats;
+	v[k++] = st.duplicates;
+	v[k++] = st.reordered;
+	v[k++] = st.export_overflow;
+	v[k++] = st.export_failed_buffer;
+	v[k++] = st.export_failed_closed;
+	v[k++] = sub0(st.export_failed, st.export_failed_buffer + st.export_failed_closed + st.export_unacked);
+	v[k++] = st.export_unacked;
+	v[k++] = sub0(st.gaps, st.tail_gaps);
+	v[k++] = st.tail_gaps;
+	v[k++] = st.import_full;
+	v[k++] = st.import_timeout;
+	v[k++] = sub0(st.import_rejected, st.import_full + st.import_timeout);
+	v[k++] = st.unmappable;
+	v[k++] = st.import_dropped;
+	v[k++] = st.redelivered;
+	v[k++] = st.disconnects;
+	v[k++] = st.reconnects;
 	for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
-		char line[512];
+		char line[1024];
 		int n = 0;
 		if (m[i].help)
 			n = snprintf(line, sizeof line, "# HELP ebus_nats_%s %s\n# TYPE ebus_nats_%s %s\n",
@@ -722,6 +1043,15 @@ int ebus_nats_prometheus(ebus_nats_bridge_t *b, char *buf, size_t cap, size_t *l
 	}
 	buf[used] = '\0';
 	return EBUS_OK;
+}
+
+/* JetStream: waits until every asynchronous publish has its answer. */
+static natsStatus js_wait_acks(struct ebus_nats_bridge *b, int64_t ms)
+{
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MaxWait = ms;
+	return js_PublishAsyncComplete(b->js, &po);
 }
 
 int ebus_nats_flush(ebus_nats_bridge_t *b, uint64_t timeout_ns)
@@ -750,7 +1080,8 @@ int ebus_nats_flush(ebus_nats_bridge_t *b, uint64_t timeout_ns)
 	if (rc == EBUS_OK) {
 		uint64_t left = now_ns() < deadline ? deadline - now_ns() : 0;
 		int64_t ms = (int64_t)(left / 1000000u);
-		if (ms < 1 || natsConnection_FlushTimeout(b->nc, ms) != NATS_OK)
+		if (ms < 1 || (b->js && js_wait_acks(b, ms) != NATS_OK) ||
+		    natsConnection_FlushTimeout(b->nc, ms) != NATS_OK)
 			rc = EBUS_ERR_TIMEOUT;
 	}
 	return rc;
@@ -771,6 +1102,26 @@ int ebus_nats_stop(ebus_nats_bridge_t *b)
 		pthread_cond_signal(&b->cv);
 		pthread_mutex_unlock(&b->m);
 		pthread_join(b->thread, NULL);
+	}
+	if (b->js) {
+		natsMsgList pending = {0};
+		/* the answers still to come, then what never got one */
+		(void)js_wait_acks(b, 2000);
+		if (js_PublishAsyncGetPendingList(&pending, b->js) == NATS_OK) {
+			add(&b->export_failed, (uint64_t)pending.Count);
+			add(&b->export_unacked, (uint64_t)pending.Count);
+			natsMsgList_Destroy(&pending);
+		}
+	}
+	if (b->fetching) {
+		atomic_store_explicit(&b->fetch_quit, true, memory_order_release);
+		pthread_join(b->fetcher, NULL); /* within one fetch's 100 ms */
+		b->fetching = false;
+	}
+	if (b->sub && b->js) {
+		/* no unsubscribe: the durable consumer stays for the next process */
+		natsSubscription_Destroy(b->sub);
+		b->sub = NULL;
 	}
 	if (b->sub) {
 		int64_t d = 0;

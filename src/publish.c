@@ -117,6 +117,11 @@ static int slot_fill(struct ebus *bus, struct lane *lane, struct ebus_slot *s,
 	return EBUS_OK;
 }
 
+/* A block timeout for this thread's current publish, set only by
+ * ebus_publish_name_ex for the length of its call (0: the bus's). Read on
+ * the full-lane path alone, so the fast path does not pay for it. */
+static _Thread_local uint64_t tls_block_ns;
+
 /* The lane is full (arena_need 0: no slot; *s gets one if the policy
  * waits for it), or its arena has no room for arena_need bytes (the
  * caller's slot stays reserved meanwhile): the publish's policy decides. */
@@ -132,7 +137,9 @@ static int lane_full(struct ebus *bus, struct lane *lane, ebus_full_policy polic
 		return EBUS_DROPPED;
 	default:
 		return ebus_exec_wait_space(bus->exec[lane->exec], lane,
-		                            ebus_deadline_after(bus->block_timeout_ns), arena_need, s);
+		                            ebus_deadline_after(EBUS_UNLIKELY(tls_block_ns) ? tls_block_ns
+		                                                                            : bus->block_timeout_ns),
+		                            arena_need, s);
 	}
 }
 
@@ -936,7 +943,8 @@ static void names_remember(struct ebus *bus, const char *name, uint64_t hash,
 
 /* The general way: validate, then find or intern (if a pattern matches). */
 static __attribute__((noinline)) int publish_name_slow(struct ebus *bus, const char *name,
-                                                       const void *data, size_t len)
+                                                       const void *data, size_t len,
+                                                       ebus_full_policy policy)
 {
 	size_t n;
 	uint64_t hash;
@@ -957,7 +965,7 @@ static __attribute__((noinline)) int publish_name_slow(struct ebus *bus, const c
 	}
 	if (t) {
 		names_remember(bus, name, hash, t);
-		return publish(t, data, len, false, NULL, NULL, EBUS_FULL_DEFAULT);
+		return publish(t, data, len, false, NULL, NULL, policy);
 	}
 	if (!data && len)
 		return EBUS_ERR_NULL;
@@ -972,7 +980,8 @@ static __attribute__((noinline)) int publish_name_slow(struct ebus *bus, const c
 	return EBUS_OK;
 }
 
-int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t len)
+static inline int publish_name(ebus_t *bus, const char *name, const void *data, size_t len,
+                               ebus_full_policy policy)
 {
 	struct name_cache *c = tls_names;
 	struct name_cache_entry *e;
@@ -985,13 +994,30 @@ int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t le
 	if (EBUS_LIKELY(c != NULL)) {
 		e = &c->by_addr[addr_slot(name)];
 		if ((t = addr_hit(e, bus, name)))
-			return ebus_publish(t, data, len);
+			return policy ? ebus_publish_ex(t, data, len, policy) : ebus_publish(t, data, len);
 		hash = ebus_hash_cstr(name, EBUS_TOPIC_MAX, &n);
 		if (n && n <= EBUS_TOPIC_MAX &&
 		    (t = hash_hit(&c->by_hash[hash & (NAME_CACHE - 1)], bus, name, n, hash))) {
 			entry_set(e, bus, t, name); /* this address, from now on */
-			return ebus_publish(t, data, len);
+			return policy ? ebus_publish_ex(t, data, len, policy) : ebus_publish(t, data, len);
 		}
 	}
-	return publish_name_slow(bus, name, data, len);
+	return publish_name_slow(bus, name, data, len, policy);
+}
+
+int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t len)
+{
+	return publish_name(bus, name, data, len, EBUS_FULL_DEFAULT);
+}
+
+int ebus_publish_name_ex(ebus_t *bus, const char *name, const void *data, size_t len,
+                         ebus_full_policy policy, uint64_t block_timeout_ns)
+{
+	int rc;
+	if ((unsigned)policy > EBUS_FULL_DROP)
+		return EBUS_ERR_CONFIG;
+	tls_block_ns = block_timeout_ns;
+	rc = publish_name(bus, name, data, len, policy);
+	tls_block_ns = 0;
+	return rc;
 }

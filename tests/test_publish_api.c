@@ -283,6 +283,63 @@ static void seq_gaps(ebus_full_policy policy)
 static void seq_gap_on_drop(void) { seq_gaps(EBUS_FULL_DROP); }
 static void seq_no_gap_on_fail(void) { seq_gaps(EBUS_FULL_FAIL); }
 
+/* ebus_publish_name_ex on a BLOCK bus that never gives up: with the lane
+ * full, each call's own policy holds (FAIL: EBUS_ERR_FULL, DROP:
+ * EBUS_DROPPED with its number, BLOCK with a bound: EBUS_ERR_TIMEOUT), an
+ * unknown policy is EBUS_ERR_CONFIG and changes nothing, and once the
+ * executor goes on exactly the accepted events arrive, in order. */
+static void name_ex_policies(void)
+{
+	enum { N = 40 };
+	ebus_t *bus = bus_new(1, 8, EBUS_FULL_BLOCK, 0);
+	ebus_topic_t *t;
+	recorder r;
+	tu_gate gate;
+	uint64_t expect[N + 1], numbered = 0, v = 1000;
+	size_t nexpect = 0;
+	int rc;
+
+	tu_gate_init(&gate);
+	rec_init(&r, N + 1);
+	r.gate = &gate;
+	CHECK_OK(ebus_topic(bus, "name.ex", &t));
+	CHECK_OK(ebus_subscribe(t, rec_handler, &r, &sid_));
+	CHECK_OK(ebus_publish_name_ex(bus, "name.ex", &v, sizeof v, EBUS_FULL_DEFAULT, 0));
+	expect[nexpect++] = ++numbered;
+	tu_gate_wait_entered(&gate, 1);
+	CHECK_EQ_INT(ebus_publish_name_ex(bus, "name.ex", &v, sizeof v, (ebus_full_policy)9, 0),
+	             EBUS_ERR_CONFIG);
+	CHECK_EQ_INT(ebus_publish_name_ex(NULL, "name.ex", &v, sizeof v, EBUS_FULL_FAIL, 0), EBUS_ERR_NULL);
+	/* fill the lane (FAIL until it refuses) */
+	for (uint64_t i = 0; i < N; i++) {
+		rc = ebus_publish_name_ex(bus, "name.ex", &i, sizeof i, EBUS_FULL_FAIL, 0);
+		if (rc != EBUS_OK) {
+			CHECK_EQ_INT(rc, EBUS_ERR_FULL);
+			break;
+		}
+		expect[nexpect++] = ++numbered;
+	}
+	CHECK(nexpect < N + 1);
+	CHECK_EQ_INT(ebus_publish_name_ex(bus, "name.ex", &v, sizeof v, EBUS_FULL_DROP, 0), EBUS_DROPPED);
+	numbered++;
+	/* the bus would block forever; this call gives up after 1 ms */
+	CHECK_EQ_INT(ebus_publish_name_ex(bus, "name.ex", &v, sizeof v, EBUS_FULL_BLOCK, 1000000),
+	             EBUS_ERR_TIMEOUT);
+	CHECK_EQ_INT(ebus_publish_name_ex(bus, "name.ex", &v, sizeof v, EBUS_FULL_DEFAULT, 1000000),
+	             EBUS_ERR_TIMEOUT);
+	tu_gate_open(&gate);
+	/* the bound was for those calls only: the bus's own wait is back */
+	CHECK_OK(ebus_publish_name(bus, "name.ex", &v, sizeof v));
+	expect[nexpect++] = ++numbered;
+	CHECK_OK(ebus_flush(bus, 0));
+	CHECK_EQ_U64(rec_count(&r), nexpect);
+	for (size_t k = 0; k < nexpect; k++)
+		CHECK_EQ_U64(r.ev[k].seq, expect[k]);
+	ebus_destroy(bus);
+	rec_fini(&r);
+	tu_gate_destroy(&gate);
+}
+
 /* The sequence table cannot grow: EBUS_ERR_NOMEM, nothing published, and
  * the topic's numbers start at 1 once it can. */
 static _Atomic int fail_seq;
@@ -1375,6 +1432,7 @@ int main(void)
 	TU_RUN(seq_per_source_sync);
 	TU_RUN(seq_gap_on_drop);
 	TU_RUN(seq_no_gap_on_fail);
+	TU_RUN(name_ex_policies);
 	TU_RUN(seq_table_nomem_async);
 	TU_RUN(seq_table_nomem_sync);
 	TU_RUN(seq_sync_nested);

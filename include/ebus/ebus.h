@@ -457,6 +457,20 @@ EBUS_API int ebus_publish_ex(ebus_topic_t *topic, const void *data, size_t len,
 EBUS_API int ebus_publish_name(ebus_t *bus, const char *name, const void *data, size_t len);
 
 /*
+ * As ebus_publish_name, with a full-lane policy for this call
+ * (EBUS_FULL_DEFAULT = the bus's) and, when that policy is EBUS_FULL_BLOCK,
+ * a bound on the wait for this call (0 = the bus's block_timeout_ns;
+ * EBUS_FOREVER = never gives up). For a thread that must not block longer
+ * than it can afford, such as a network client's delivery thread.
+ * Thread-safety: as ebus_publish.
+ * Errors: those of ebus_publish_name; EBUS_ERR_CONFIG for an unknown
+ * policy; EBUS_ERR_TIMEOUT when the bound passed with the lane still full.
+ * Ownership: as ebus_publish_name.
+ */
+EBUS_API int ebus_publish_name_ex(ebus_t *bus, const char *name, const void *data, size_t len,
+                                  ebus_full_policy policy, uint64_t block_timeout_ns);
+
+/*
  * The calling thread's source id on `bus`: the ebus_event_t.source of the
  * events it publishes there (so a handler can tell its own thread's events,
  * and a bridge the events it imported). Makes the thread's record on the

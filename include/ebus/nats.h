@@ -18,9 +18,18 @@
  * are recognised by their source, ebus_event_t.source), and never receives
  * its own exports (NATS NoEcho).
  *
- * Status: export, import, the trailer and the loss counters. Not yet:
- * reconnect accounting beyond libnats's own, JetStream, the ebus-bridge
- * tool (see the README's "Across processes" when it exists).
+ * Durability (EBUS_NATS_JETSTREAM): exports go into a JetStream stream
+ * on PREFIX.> (named EBUS_ + the prefix, dots as underscores; created by
+ * whichever bridge comes first) and count as exported once the server
+ * stored them; an importer reads through a durable pull consumer (its
+ * name in `durable`), so a restarted process catches up from where its
+ * last acknowledgement left off. Delivery to the local bus is
+ * at-least-once: what the previous process had received but not yet
+ * acknowledged is delivered again and counted (redelivered); within a
+ * process, a message seen twice (the server redelivers acknowledged
+ * messages after a crash of its own) is counted as a duplicate and not
+ * delivered, by its stream sequence. All bridges on one prefix use the
+ * same mode.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -56,8 +65,35 @@ typedef struct ebus_nats_config_s {
 	                               publishes with the bus's full policy, so
 	                               a slow local subscriber under BLOCK makes
 	                               them pile up here, bounded. */
-	uint64_t reserved_[8];      /* zero */
+	ebus_full_policy import_policy; /* an import's full-lane policy on the
+	                               local bus; EBUS_FULL_DEFAULT = the bus's */
+	unsigned flags;             /* EBUS_NATS_* below */
+	uint64_t import_block_ns;   /* under EBUS_FULL_BLOCK, the longest one
+	                               import waits for a full lane before it is
+	                               given up (counted: import_timeout), so the
+	                               NATS client's thread is never stalled for
+	                               ever; 0 = 100 ms; EBUS_FOREVER refused */
+	const char *durable;        /* EBUS_NATS_JETSTREAM with imports: the
+	                               durable consumer's name (letters, digits,
+	                               '-' and '_', at most 64); one importing
+	                               process per name */
+	uint64_t ack_wait_ns;       /* EBUS_NATS_JETSTREAM: how long the server
+	                               waits for an acknowledgement before it
+	                               delivers again; 0 = 5 s */
+	uint64_t origin_id;         /* this bridge's origin id in the trailer;
+	                               0 = a random one. A durable exporter that
+	                               also imports keeps it across restarts so
+	                               it never imports its own earlier exports */
+	uint64_t reserved_[3];      /* zero */
 } ebus_nats_config_t;
+
+/* ebus_nats_config_t.flags */
+#define EBUS_NATS_SEND_ASAP 0x1u  /* latency mode: libnats writes each message
+                                     at once instead of batching writes for up
+                                     to 1 ms (natsOptions_SetSendAsap): a round
+                                     trip of ~0.1-0.2 ms instead of ~1 ms, at
+                                     a fraction of the throughput */
+#define EBUS_NATS_JETSTREAM 0x2u  /* durable mode (see above) */
 
 /* Counters (relaxed reads; not atomic across fields while traffic flows).
  * Every event A takes a sequence number when it is handed to libnats
@@ -88,7 +124,24 @@ typedef struct ebus_nats_stats_s {
 	uint64_t reordered;         /* events that arrived after a later one */
 	uint64_t heartbeats;        /* heartbeats received */
 	uint64_t disconnects, reconnects;
-	uint64_t reserved_[8];
+	/* causes, each a part of the total above it */
+	uint64_t export_failed_buffer; /* of export_failed: libnats's reconnect
+	                               buffer was full (NATS_INSUFFICIENT_BUFFER) */
+	uint64_t export_failed_closed; /* of export_failed: the connection was
+	                               closed */
+	uint64_t export_unacked;    /* of export_failed (JetStream): the server
+	                               refused to store it, or had not answered
+	                               when the bridge stopped (it may still
+	                               have been stored) */
+	uint64_t import_full;       /* of import_rejected: EBUS_ERR_FULL or
+	                               EBUS_DROPPED from the local bus */
+	uint64_t import_timeout;    /* of import_rejected: waited import_block_ns */
+	uint64_t tail_gaps;         /* of gaps: found by a heartbeat (the last
+	                               events before it never came) */
+	uint64_t redelivered;       /* JetStream: delivered again after a restart
+	                               (the previous process may have delivered
+	                               them: at most this many duplicates) */
+	uint64_t reserved_[1];
 } ebus_nats_stats_t;
 
 /*
@@ -96,7 +149,9 @@ typedef struct ebus_nats_stats_s {
  * Nothing flows until ebus_nats_start.
  * Thread-safety: any thread.
  * Errors: EBUS_ERR_NULL, EBUS_ERR_CONFIG (no server, a reserved word set,
- * export_buffer not a power of two), EBUS_ERR_PREFIX (an invalid prefix),
+ * export_buffer not a power of two, an unknown flag or import_policy,
+ * import_block_ns EBUS_FOREVER, a JetStream importer without a valid
+ * durable name, or JetStream not enabled on the server), EBUS_ERR_PREFIX (an invalid prefix),
  * the pattern codes of ebus_pattern_validate, EBUS_ERR_URL (a malformed
  * server URL), EBUS_ERR_UNREACHABLE (no server answered in time),
  * EBUS_ERR_NOMEM, EBUS_ERR_SYSTEM; *out untouched.

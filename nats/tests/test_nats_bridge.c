@@ -505,6 +505,86 @@ static void slow_subscriber(void)
 	ebus_destroy(bb);
 }
 
+/* Backpressure on import. B's only subscriber is stuck in its handler, so
+ * B's lane fills. Under the bus's BLOCK policy (which never gives up on
+ * this bus) each import waits at most import_block_ns and is then counted
+ * as import_timeout; under an import_policy of FAIL it is counted as
+ * import_full at once. Either way the NATS client's thread goes on: B
+ * accounts for all of A's events while the subscriber is still stuck, and
+ * once it is let go it gets exactly the imported ones. */
+static void bounded_import_policy(ebus_full_policy policy)
+{
+	enum { N = 500 };
+	const char *k[] = {"bp.>", NULL}, *servers[] = {server.url, NULL};
+	ebus_config_t bc = {0};
+	ebus_nats_config_t c = {0};
+	ebus_t *ba = new_bus(), *bb;
+	ebus_topic_t *tx, *rx;
+	ebus_sub_id id;
+	ebus_nats_bridge_t *a, *b;
+	ebus_nats_stats_t sa, sb;
+	gated g;
+	uint64_t v;
+	memset(&g, 0, sizeof g);
+	pthread_mutex_init(&g.m, NULL);
+	pthread_cond_init(&g.cv, NULL);
+	bc.executors = 1;
+	bc.lane_capacity = 16;
+	bc.full_policy = EBUS_FULL_BLOCK; /* block_timeout_ns 0: for ever */
+	CHECK_RC(ebus_create(&bc, &bb), EBUS_OK);
+	CHECK_RC(ebus_topic(ba, "bp.t", &tx), EBUS_OK);
+	CHECK_RC(ebus_topic(bb, "bp.t", &rx), EBUS_OK);
+	CHECK_RC(ebus_subscribe(rx, on_gated, &g, &id), EBUS_OK);
+	a = new_bridge(ba, k, NULL);
+	c.servers = servers;
+	c.prefix = "t";
+	c.imports = k;
+	c.heartbeat_ns = 20000000;
+	c.import_policy = policy;
+	c.import_block_ns = 1000000; /* 1 ms */
+	CHECK_RC(ebus_nats_create(bb, &c, &b), EBUS_OK);
+	CHECK_RC(ebus_nats_start(b), EBUS_OK);
+	for (v = 0; v < N; v++)
+		CHECK_RC(ebus_publish(tx, &v, sizeof v), EBUS_OK);
+	CHECK_RC(ebus_flush(ba, 0), EBUS_OK);
+	CHECK_RC(ebus_nats_flush(a, 0), EBUS_OK);
+	sa = stats_of(a);
+	/* all of it accounted for with the subscriber still stuck */
+	WAIT_FOR((sb = stats_of(b), accounted(&sb) >= sa.exported));
+	pthread_mutex_lock(&g.m);
+	CHECK(g.n == 0);
+	g.open = 1;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.m);
+	CHECK_RC(ebus_nats_stop(a), EBUS_OK);
+	ebus_nats_stop(b);
+	CHECK_RC(ebus_flush(bb, 0), EBUS_OK);
+	sb = stats_of(b);
+	printf("   %s: exported %llu; imported %llu, rejected %llu (full %llu, timed out %llu), "
+	       "gaps %llu, client drops %llu\n",
+	       policy == EBUS_FULL_FAIL ? "FAIL" : "BLOCK for 1 ms", (unsigned long long)sa.exported,
+	       (unsigned long long)sb.imported, (unsigned long long)sb.import_rejected,
+	       (unsigned long long)sb.import_full, (unsigned long long)sb.import_timeout,
+	       (unsigned long long)sb.gaps, (unsigned long long)sb.import_dropped);
+	CHECK(sa.exported == N);
+	CHECK(accounted(&sb) == N && sb.gaps == 0 && sb.import_dropped == 0);
+	CHECK(sb.import_rejected > 0 && sb.imported + sb.import_rejected == N);
+	if (policy == EBUS_FULL_FAIL)
+		CHECK(sb.import_full == sb.import_rejected && sb.import_timeout == 0);
+	else
+		CHECK(sb.import_timeout == sb.import_rejected && sb.import_full == 0);
+	CHECK(g.n == sb.imported); /* exactly the imported ones reached the subscriber */
+	ebus_nats_destroy(a);
+	ebus_nats_destroy(b);
+	ebus_destroy(ba);
+	ebus_destroy(bb);
+}
+static void bounded_import(void)
+{
+	bounded_import_policy(EBUS_FULL_DEFAULT); /* the bus's: BLOCK */
+	bounded_import_policy(EBUS_FULL_FAIL);
+}
+
 static void bad_input(void)
 {
 	ebus_t *bus = new_bus();
@@ -523,9 +603,35 @@ static void bad_input(void)
 	c.servers = none;
 	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_CONFIG);
 	c.servers = servers;
-	c.reserved_[3] = 1;
+	c.reserved_[2] = 1;
 	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_CONFIG);
-	c.reserved_[3] = 0;
+	c.reserved_[2] = 0;
+	c.flags = 0x80;
+	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_CONFIG);
+	c.flags = 0;
+	c.import_policy = (ebus_full_policy)9;
+	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_CONFIG);
+	c.import_policy = EBUS_FULL_DEFAULT;
+	c.import_block_ns = EBUS_FOREVER; /* an import must not stall the client for ever */
+	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_CONFIG);
+	c.import_block_ns = 0;
+	{
+		const char *im[] = {"x.>", NULL};
+		const char *durables[] = {NULL, "", "a.b", "a b", "a*",
+		                          "0123456789012345678901234567890123456789012345678901234567890123x"};
+		c.flags = EBUS_NATS_JETSTREAM;
+		c.imports = im;
+		for (unsigned i = 0; i < sizeof durables / sizeof durables[0]; i++) {
+			c.durable = durables[i];
+			CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_CONFIG);
+		}
+		/* a valid name, but this server runs without JetStream */
+		c.durable = "d-1_x";
+		CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_CONFIG);
+		c.durable = NULL;
+		c.imports = NULL;
+		c.flags = 0;
+	}
 	c.export_buffer = 1000;
 	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_ERR_CONFIG);
 	c.export_buffer = 0;
@@ -588,6 +694,7 @@ int main(void)
 		{"bad_input", bad_input}, {"both_ways", both_ways}, {"sizes", sizes},
 		{"ring_of_three", ring_of_three}, {"unmappable", unmappable},
 		{"kill_and_restart", kill_and_restart}, {"slow_subscriber", slow_subscriber},
+		{"bounded_import", bounded_import},
 	};
 	for (unsigned i = 0; i < sizeof tests / sizeof tests[0]; i++) {
 		printf("-- %s\n", tests[i].name);
