@@ -98,6 +98,7 @@ struct ebus_nats_bridge {
 	bool quit, busy;
 	pthread_t thread;
 	uint64_t seq; /* export thread only */
+	bool js_published; /* export thread: js_PublishAsync was called */
 
 	/* import side (libnats's delivery thread; origins under om) */
 	pthread_mutex_t om;
@@ -527,6 +528,7 @@ static void send_one(struct ebus_nats_bridge *b, const char *name, size_t nlen, 
 		b->seq++;
 	put_trailer(*msg + len, b->origin_id, b->seq, kind);
 	if (b->js) { /* counted by on_js_ack */
+		b->js_published = true;
 		if ((s = js_PublishAsync(b->js, subj, *msg, (int)(len + TRAILER), NULL)) != NATS_OK) {
 			export_failed(b, s);
 			if (s != NATS_INSUFFICIENT_BUFFER && s != NATS_CONNECTION_CLOSED)
@@ -684,30 +686,40 @@ static bool import_matches(struct ebus_nats_bridge *b, const char *name)
 }
 
 /* One message, accounted for already: to the local bus if it maps and
- * matches, with the import policy and its bound. */
-static void import_one(struct ebus_nats_bridge *b, const char *name, const void *data, size_t len)
+ * matches, with the import policy and its bound. With `retry` (JetStream:
+ * our own thread, and the message stays in the stream) a wait that timed
+ * out is tried again until the bridge stops; then false: not imported,
+ * not counted, and not acknowledged, so the next process gets it. */
+static bool import_one(struct ebus_nats_bridge *b, const char *name, const void *data, size_t len,
+                       bool retry)
 {
 	int rc;
 	if (ebus_topic_validate(name) != EBUS_OK || name[0] == '$') {
 		add(&b->unmappable, 1); /* never interned */
-		return;
+		return true;
 	}
 	if (!import_matches(b, name)) {
 		add(&b->filtered, 1);
-		return;
+		return true;
 	}
 	note_import_source(b);
-	rc = ebus_publish_name_ex(b->bus, name, len ? data : NULL, len, b->import_policy,
-	                          b->import_block_ns);
+	do
+		rc = ebus_publish_name_ex(b->bus, name, len ? data : NULL, len, b->import_policy,
+		                          b->import_block_ns);
+	while (rc == EBUS_ERR_TIMEOUT && retry &&
+	       !atomic_load_explicit(&b->fetch_quit, memory_order_acquire));
 	if (rc == EBUS_OK) {
 		add(&b->imported, 1);
-		return;
+		return true;
 	}
+	if (rc == EBUS_ERR_TIMEOUT && retry)
+		return false;
 	add(&b->import_rejected, 1);
 	if (rc == EBUS_ERR_FULL || rc == EBUS_DROPPED)
 		add(&b->import_full, 1);
 	else if (rc == EBUS_ERR_TIMEOUT)
 		add(&b->import_timeout, 1);
+	return true;
 }
 
 /* The trailer of a message of `len` bytes: its kind (0: none, a message
@@ -751,13 +763,15 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 		if (!fresh)
 			goto out;
 	}
-	import_one(b, subj + b->prefix_len + 1, data, len);
+	(void)import_one(b, subj + b->prefix_len + 1, data, len, false);
 out:
 	natsMsg_Destroy(msg);
 }
 
-/* JetStream: one fetched message, accounted by its stream sequence. */
-static void js_import(struct ebus_nats_bridge *b, natsMsg *msg, uint64_t sseq)
+/* JetStream: one fetched message, accounted by its stream sequence.
+ * Returns false when the bridge stopped before the local bus took it (it
+ * is then neither accounted nor acknowledged). */
+static bool js_import(struct ebus_nats_bridge *b, natsMsg *msg, uint64_t sseq)
 {
 	const unsigned char *data = (const unsigned char *)natsMsg_GetData(msg);
 	int dlen = natsMsg_GetDataLength(msg);
@@ -766,25 +780,26 @@ static void js_import(struct ebus_nats_bridge *b, natsMsg *msg, uint64_t sseq)
 	uint32_t kind = trailer(data, len, &origin, &seq);
 	if (sseq <= b->js_last) {
 		add(&b->duplicates, 1); /* delivered already by this process */
-		return;
+		return true;
+	}
+	if (kind == KIND_DATA) {
+		len -= TRAILER;
+		if (origin != b->origin_id &&
+		    !import_one(b, natsMsg_GetSubject(msg) + b->prefix_len + 1, data, len, true))
+			return false;
+		if (origin == b->origin_id)
+			add(&b->filtered, 1); /* our own export, back from the stream */
+	} else if (kind == KIND_HEARTBEAT) {
+		add(&b->heartbeats, 1);
+	} else if (!import_one(b, natsMsg_GetSubject(msg) + b->prefix_len + 1, data, len, true)) {
+		return false;
 	}
 	if (sseq > b->js_last + 1)
 		add(&b->gaps, sseq - b->js_last - 1); /* gone from the stream unread */
 	b->js_last = sseq;
 	if (sseq <= b->js_resumed)
 		add(&b->redelivered, 1);
-	if (kind == KIND_HEARTBEAT) {
-		add(&b->heartbeats, 1);
-		return;
-	}
-	if (kind) {
-		len -= TRAILER;
-		if (origin == b->origin_id) {
-			add(&b->filtered, 1); /* our own export, back from the stream */
-			return;
-		}
-	}
-	import_one(b, natsMsg_GetSubject(msg) + b->prefix_len + 1, data, len);
+	return true;
 }
 
 static void *fetch_main(void *arg)
@@ -802,13 +817,20 @@ static void *fetch_main(void *arg)
 		}
 		for (int i = 0; i < list.Count; i++) {
 			jsMsgMetaData *md = NULL;
+			bool done = true;
 			if (natsMsg_GetMetaData(&md, list.Msgs[i]) == NATS_OK) {
-				js_import(b, list.Msgs[i], md->Sequence.Stream);
+				done = js_import(b, list.Msgs[i], md->Sequence.Stream);
 				jsMsgMetaData_Destroy(md);
 			}
+			if (!done)
+				break; /* stopping: the rest is the next process's */
 			last = list.Msgs[i];
 		}
-		if (last) /* AckAll: this acknowledges the whole batch */
+		/* acknowledged once the handlers have run (a crash before it
+		 * means the next process gets the batch again), and AckAll: one
+		 * acknowledgement for the batch. A flush that times out leaves
+		 * it to the next batch's. */
+		if (last && ebus_flush(b->bus, b->ack_wait_ns / 2) == EBUS_OK)
 			(void)natsMsg_Ack(last, NULL);
 		natsMsgList_Destroy(&list);
 	}
@@ -1103,7 +1125,7 @@ int ebus_nats_stop(ebus_nats_bridge_t *b)
 		pthread_mutex_unlock(&b->m);
 		pthread_join(b->thread, NULL);
 	}
-	if (b->js) {
+	if (b->js && b->js_published) { /* (GetPendingList crashes before any publish) */
 		natsMsgList pending = {0};
 		/* the answers still to come, then what never got one */
 		(void)js_wait_acks(b, 2000);

@@ -10,6 +10,12 @@
  *   --server URL       NATS server (default nats://127.0.0.1:4222)
  *   --prefix P         subject prefix (default ebus)
  *   --count N          sub: exit after N events
+ *   --jetstream        durable mode: pub stores into the JetStream stream
+ *                      on PREFIX.>, sub reads it through a durable consumer
+ *   --durable NAME     sub with --jetstream: the consumer's name (default
+ *                      ebus-bridge); a restarted sub goes on from its last
+ *                      acknowledgement
+ *   --send-asap        latency mode (EBUS_NATS_SEND_ASAP)
  *   --metrics ADDR:PORT  serve the Prometheus text of the bus and the
  *                      bridge at http://ADDR:PORT/metrics (libmicrohttpd)
  *   --version
@@ -46,8 +52,8 @@ static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: ebus-bridge [--server URL] [--prefix P] [--count N] "
-	                "[--metrics ADDR:PORT] pub TOPIC | sub PATTERN\n");
+	fprintf(stderr, "usage: ebus-bridge [--server URL] [--prefix P] [--count N] [--jetstream] "
+	                "[--durable NAME] [--send-asap] [--metrics ADDR:PORT] pub TOPIC | sub PATTERN\n");
 }
 
 static void on_signal(int sig)
@@ -153,21 +159,28 @@ static void print_counters(void)
 		return;
 	fprintf(stderr,
 	        "bridge: exported %llu (while reconnecting %llu), imported %llu, filtered %llu; lost: "
-	        "export overflow %llu, export failed %llu, gaps %llu (client drops %llu), rejected "
-	        "%llu, unmappable %llu; duplicates %llu, reordered %llu; disconnects %llu, "
-	        "reconnects %llu\n",
+	        "export overflow %llu, export failed %llu (reconnect buffer %llu, closed %llu, "
+	        "unacked %llu), gaps %llu (tail %llu, client drops %llu), rejected %llu (full %llu, "
+	        "timed out %llu), unmappable %llu; duplicates %llu, reordered %llu, redelivered %llu; "
+	        "disconnects %llu, reconnects %llu\n",
 	        (unsigned long long)st.exported, (unsigned long long)st.exported_reconnecting,
 	        (unsigned long long)st.imported, (unsigned long long)st.filtered,
 	        (unsigned long long)st.export_overflow, (unsigned long long)st.export_failed,
-	        (unsigned long long)st.gaps, (unsigned long long)st.import_dropped,
-	        (unsigned long long)st.import_rejected, (unsigned long long)st.unmappable,
+	        (unsigned long long)st.export_failed_buffer, (unsigned long long)st.export_failed_closed,
+	        (unsigned long long)st.export_unacked, (unsigned long long)st.gaps,
+	        (unsigned long long)st.tail_gaps, (unsigned long long)st.import_dropped,
+	        (unsigned long long)st.import_rejected, (unsigned long long)st.import_full,
+	        (unsigned long long)st.import_timeout, (unsigned long long)st.unmappable,
 	        (unsigned long long)st.duplicates, (unsigned long long)st.reordered,
-	        (unsigned long long)st.disconnects, (unsigned long long)st.reconnects);
+	        (unsigned long long)st.redelivered, (unsigned long long)st.disconnects,
+	        (unsigned long long)st.reconnects);
 }
 
 int main(int argc, char **argv)
 {
 	const char *server = "nats://127.0.0.1:4222", *prefix = "ebus", *metrics = NULL;
+	const char *durable = "ebus-bridge";
+	unsigned flags = 0;
 	const char *servers[2], *pattern[2] = {NULL, NULL}, *mode, *what;
 	ebus_nats_config_t cfg;
 	struct MHD_Daemon *http = NULL;
@@ -177,6 +190,14 @@ int main(int argc, char **argv)
 		if (strcmp(argv[i], "--version") == 0) {
 			printf("ebus-bridge %s (running ebus %s)\n", EBUS_VERSION_STRING, ebus_version());
 			return 0;
+		}
+		if (strcmp(argv[i], "--jetstream") == 0) {
+			flags |= EBUS_NATS_JETSTREAM;
+			continue;
+		}
+		if (strcmp(argv[i], "--send-asap") == 0) {
+			flags |= EBUS_NATS_SEND_ASAP;
+			continue;
 		}
 		if (i + 1 >= argc) {
 			usage();
@@ -190,6 +211,8 @@ int main(int argc, char **argv)
 			want_count = strtoull(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--metrics") == 0)
 			metrics = argv[++i];
+		else if (strcmp(argv[i], "--durable") == 0)
+			durable = argv[++i];
 		else {
 			usage();
 			return 2;
@@ -217,6 +240,8 @@ int main(int argc, char **argv)
 	memset(&cfg, 0, sizeof cfg);
 	cfg.servers = servers;
 	cfg.prefix = prefix;
+	cfg.flags = flags;
+	cfg.durable = durable;
 	if (pub)
 		cfg.exports = pattern;
 	else

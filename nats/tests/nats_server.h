@@ -30,6 +30,7 @@ typedef struct ns_server {
 	pid_t pid;
 	int port;
 	int logfd; /* the server's stderr (kept open: it logs there) */
+	const char *jsdir; /* NULL, or JetStream on with its store here */
 	char url[64];
 } ns_server;
 
@@ -112,7 +113,7 @@ static int ns_wait_ready(int logfd, unsigned deadline_ms)
 static int ns_start(ns_server *s)
 {
 	char port[16];
-	char *argv[] = {"nats-server", "-a", "127.0.0.1", "-p", port, NULL};
+	char *argv[] = {"nats-server", "-a", "127.0.0.1", "-p", port, NULL, NULL, NULL, NULL};
 	posix_spawn_file_actions_t fa;
 	int pfd[2];
 	if (s->port <= 0 && (s->port = ns_free_port()) <= 0) {
@@ -120,6 +121,11 @@ static int ns_start(ns_server *s)
 		return -1;
 	}
 	snprintf(port, sizeof port, "%d", s->port);
+	if (s->jsdir) {
+		argv[5] = "-js";
+		argv[6] = "-sd";
+		argv[7] = (char *)s->jsdir;
+	}
 	snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
 	if (pipe(pfd) != 0)
 		return -1;

@@ -7,6 +7,13 @@
  * stderr once its subscription is live at the server; everything else
  * waits on pipes with a deadline, never on the clock.
  *
+ * Then JetStream (a second server, with -js): `ebus-bridge --jetstream
+ * pub` stores N lines; a `sub --durable D` is SIGKILLed mid-stream (its
+ * stdout pipe is left full, so it is stuck inside a handler with a batch
+ * unacknowledged), and a second `sub --durable D` catches up: every line
+ * arrives in the union of the two, none twice within the second, no gap,
+ * and the lines both saw are at most the second's redelivered count.
+ *
  *   test_nats_processes EBUS_BRIDGE PROMTOOL
  */
 #define _GNU_SOURCE
@@ -14,7 +21,7 @@
 
 #include <stdint.h>
 
-static ns_server server;
+static ns_server server, js_server;
 static const char *bridge_bin, *promtool_bin;
 
 #define CHECK(c)                                                                         \
@@ -28,6 +35,7 @@ static const char *bridge_bin, *promtool_bin;
 static void stop_server(void)
 {
 	ns_stop(&server, 1);
+	ns_stop(&js_server, 1);
 }
 
 /* Runs argv with pipes to its stdin (*in, -1: none), stdout (*out) and
@@ -129,6 +137,128 @@ static char *http_get(int port)
 	return strdup(body + 4);
 }
 
+/* The value after `key` in a counters line ("... redelivered 12; ..."). */
+static unsigned long long counter(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+	CHECK(p != NULL);
+	return strtoull(p + strlen(key), NULL, 10);
+}
+
+/* Marks each "jsx.line j <i> <padding>" line of buf[0..n) in seen[]
+ * (counts), and checks that i only grows within the buffer. Returns the
+ * lines. */
+static unsigned mark_lines(const char *buf, size_t n, unsigned *seen, unsigned N)
+{
+	const char *p = buf, *end = buf + n;
+	unsigned lines = 0;
+	long last = -1;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		long i;
+		if (!nl)
+			break; /* a partial last line: the process was killed mid-write */
+		CHECK(strncmp(p, "jsx.line j ", 11) == 0);
+		i = strtol(p + 11, NULL, 10);
+		CHECK(i >= 0 && i < (long)N && i > last); /* in stream order */
+		last = i;
+		seen[i]++;
+		lines++;
+		p = nl + 1;
+	}
+	return lines;
+}
+
+static void jetstream_restart(void)
+{
+	enum { N = 3000, KILL_AFTER = 600 };
+	static char out1[1 << 21], out2[1 << 21], err1[1 << 16];
+	static unsigned seen1[N], seen2[N];
+	char dir[] = "/tmp/ebus-js-XXXXXX", pad[201];
+	int pin, pout, perr, o1, e1, o2, e2;
+	pid_t pub, s1, s2;
+	size_t n1, n2;
+	unsigned both = 0, missing = 0, twice = 0;
+	CHECK(mkdtemp(dir) != NULL);
+	js_server.jsdir = dir;
+	CHECK(ns_start(&js_server) == 0);
+	memset(pad, 'x', sizeof pad - 1);
+	pad[sizeof pad - 1] = '\0'; /* long lines: a pipe holds ~300 of them */
+
+	char *pub_argv[] = {(char *)bridge_bin, "--server", js_server.url, "--prefix", "js",
+	                    "--jetstream", "pub", "jsx.line", NULL};
+	pub = spawn(pub_argv, &pin, &pout, &perr);
+	for (int i = 0; i < N; i++) {
+		char line[256];
+		int n = snprintf(line, sizeof line, "j %d %s\n", i, pad);
+		CHECK(write(pin, line, (size_t)n) == n);
+	}
+	close(pin);
+	CHECK(exit_code(pub) == 0);
+	read_until(perr, err1, sizeof err1, "bridge:", 0);
+	CHECK(counter(err1, "exported ") == N); /* stored: the server acknowledged each */
+	close(pout);
+	close(perr);
+
+	/* the first importer, killed with a batch in flight */
+	char *sub_argv[] = {(char *)bridge_bin, "--server", js_server.url, "--prefix", "js",
+	                    "--jetstream", "--durable", "D", "sub", "jsx.>", NULL};
+	s1 = spawn(sub_argv, NULL, &o1, &e1);
+	n1 = read_until(o1, out1, sizeof out1, NULL, KILL_AFTER);
+	kill(s1, SIGKILL);
+	CHECK(exit_code(s1) == 128 + SIGKILL);
+	n1 += read_until(o1, out1 + n1, sizeof out1 - n1, "\x01", 0); /* what it wrote before */
+	close(o1);
+	close(e1);
+
+	/* the second catches up */
+	s2 = spawn(sub_argv, NULL, &o2, &e2);
+	{
+		unsigned got1 = mark_lines(out1, n1, seen1, N);
+		CHECK(got1 >= KILL_AFTER && got1 < N); /* killed mid-stream */
+		n2 = 0;
+		for (;;) { /* until every line was seen by one of them */
+			size_t more = read_until(o2, out2 + n2, sizeof out2 - n2, NULL, 1);
+			unsigned all = 0;
+			CHECK(more > 0);
+			n2 += more;
+			memset(seen2, 0, sizeof seen2);
+			mark_lines(out2, n2, seen2, N);
+			for (int i = 0; i < N; i++)
+				all += seen1[i] || seen2[i];
+			if (all == N)
+				break;
+		}
+		kill(s2, SIGTERM);
+		CHECK(exit_code(s2) == 0);
+		n2 += read_until(o2, out2 + n2, sizeof out2 - n2, "\x01", 0);
+		memset(seen2, 0, sizeof seen2);
+		mark_lines(out2, n2, seen2, N);
+		read_until(e2, err1, sizeof err1, "bridge:", 0);
+		for (int i = 0; i < N; i++) {
+			both += seen1[i] && seen2[i];
+			missing += !seen1[i] && !seen2[i];
+			twice += seen2[i] > 1;
+		}
+		printf("JetStream: %d stored; the first importer printed %u lines and was killed; the "
+		       "second printed %u: %u lines seen by both, %u missing, %u twice in one; it "
+		       "said: %s",
+		       N, got1, (unsigned)(n2 ? mark_lines(out2, n2, seen2, N) : 0), both, missing, twice,
+		       strstr(err1, "bridge:") ? strstr(err1, "bridge:") : "(nothing)\n");
+		CHECK(missing == 0 && twice == 0);
+		CHECK(counter(err1, "gaps ") == 0);
+		CHECK(both <= counter(err1, "redelivered ")); /* every duplicate counted */
+	}
+	close(o2);
+	close(e2);
+	ns_stop(&js_server, 0);
+	{
+		char cmd[64];
+		snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+		CHECK(system(cmd) == 0);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	enum { N = 2000 };
@@ -216,5 +346,6 @@ int main(int argc, char **argv)
 	read_until(sub_err, err, sizeof err, "bridge:", 0);
 	printf("%d lines from pub to sub through nats-server, in order; sub said: %s", N,
 	       strstr(err, "bridge:") ? strstr(err, "bridge:") : "(nothing)\n");
+	jetstream_restart();
 	return 0;
 }
