@@ -30,7 +30,9 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <ebus/nats.h>
 
 #include <errno.h>
@@ -50,11 +52,18 @@ enum { KIND_DATA = 1, KIND_HEARTBEAT = 2 };
 #define MAX_IMPORT_SOURCES 16
 #define MAX_ORIGINS 64
 #define WINDOW 64 /* sequence numbers remembered below the highest */
+#define EXPORT_RUN 1024 /* records the export thread takes per lock */
 
 struct exp_rec {
-	char *buf; /* topic name, NUL, payload */
-	uint32_t nlen, len;
+	char *buf; /* the subject PREFIX.T, NUL, the payload, room for the trailer;
+	              the slot's own buffer, reused by the slot's next record */
+	uint32_t slen, len;
+	size_t cap;
+	bool own; /* buf is the slot's own allocation, not a part of a chunk */
 };
+#define KEEP_BUF 4096 /* a slot keeps an own buffer up to this size */
+#define SMALL 128     /* bytes of each slot in a chunk: a small event's message */
+#define CHUNK 64      /* slots per chunk, allocated together on first use */
 
 struct origin {
 	uint64_t id;
@@ -88,20 +97,23 @@ struct ebus_nats_bridge {
 	ebus_sub_id *export_ids;
 	bool started, stopped;
 	_Atomic bool closing; /* our own close: not a disconnect */
+	_Atomic bool down;    /* between a disconnect and the reconnect */
 	bool closed;          /* libnats's last callback ran (under m) */
 
 	/* the export queue, under m */
 	pthread_mutex_t m;
 	pthread_cond_t cv, idle;
 	struct exp_rec *q;
+	char **chunks; /* qcap / CHUNK, each NULL until a slot of it is used */
 	unsigned qcap, qhead, qtail; /* qtail - qhead queued */
 	bool quit, busy;
 	pthread_t thread;
 	uint64_t seq; /* export thread only */
 	bool js_published; /* export thread: js_PublishAsync was called */
 
-	/* import side (libnats's delivery thread; origins under om) */
-	pthread_mutex_t om;
+	/* import side: origins only on the subscription's delivery thread
+	 * (libnats calls one subscription's handler from one thread, one
+	 * message at a time), so without a lock */
 	struct origin origins[MAX_ORIGINS];
 	unsigned norigins;
 	_Atomic uint64_t import_sources[MAX_IMPORT_SOURCES];
@@ -211,6 +223,7 @@ static void on_disconnected(natsConnection *nc, void *arg)
 {
 	struct ebus_nats_bridge *b = arg;
 	(void)nc;
+	atomic_store_explicit(&b->down, true, memory_order_relaxed);
 	if (!atomic_load(&b->closing))
 		add(&b->disconnects, 1);
 }
@@ -218,6 +231,7 @@ static void on_disconnected(natsConnection *nc, void *arg)
 static void on_reconnected(natsConnection *nc, void *arg)
 {
 	(void)nc;
+	atomic_store_explicit(&((struct ebus_nats_bridge *)arg)->down, false, memory_order_relaxed);
 	add(&((struct ebus_nats_bridge *)arg)->reconnects, 1);
 }
 
@@ -378,10 +392,15 @@ static void bridge_free(struct ebus_nats_bridge *b)
 	list_free(b->exports, b->nexports);
 	list_free(b->imports, b->nimports);
 	free(b->export_ids);
+	for (unsigned i = 0; b->q && i < b->qcap; i++)
+		if (b->q[i].own)
+			free(b->q[i].buf);
+	for (unsigned i = 0; b->chunks && i < (b->qcap + CHUNK - 1) / CHUNK; i++)
+		free(b->chunks[i]);
+	free(b->chunks);
 	free(b->q);
 	free(b->prefix);
 	pthread_mutex_destroy(&b->m);
-	pthread_mutex_destroy(&b->om);
 	pthread_cond_destroy(&b->cv);
 	pthread_cond_destroy(&b->idle);
 	free(b);
@@ -398,7 +417,6 @@ int ebus_nats_create(ebus_t *bus, const ebus_nats_config_t *cfg, ebus_nats_bridg
 	if (!(b = calloc(1, sizeof *b)))
 		return EBUS_ERR_NOMEM;
 	pthread_mutex_init(&b->m, NULL);
-	pthread_mutex_init(&b->om, NULL);
 	pthread_cond_init(&b->cv, NULL);
 	pthread_cond_init(&b->idle, NULL);
 	b->bus = bus;
@@ -418,7 +436,8 @@ int ebus_nats_create(ebus_t *bus, const ebus_nats_config_t *cfg, ebus_nats_bridg
 	b->prefix = strdup(cfg->prefix);
 	b->prefix_len = b->prefix ? strlen(b->prefix) : 0;
 	b->q = calloc(b->qcap, sizeof *b->q);
-	if (!b->prefix || !b->q) {
+	b->chunks = calloc((b->qcap + CHUNK - 1) / CHUNK, sizeof *b->chunks);
+	if (!b->prefix || !b->q || !b->chunks) {
 		bridge_free(b);
 		return EBUS_ERR_NOMEM;
 	}
@@ -451,32 +470,67 @@ static bool imported_here(struct ebus_nats_bridge *b, uint64_t source)
 	return false;
 }
 
+/* Gives slot i a buffer of at least `need` bytes: a part of its chunk
+ * for a small message (one allocation for CHUNK slots), else its own.
+ * Under m. */
+static bool slot_grow(struct ebus_nats_bridge *b, unsigned i, size_t need)
+{
+	struct exp_rec *r = &b->q[i];
+	char *nb;
+	if (need <= SMALL && !r->own) {
+		char **ch = &b->chunks[i / CHUNK];
+		if (!*ch && !(*ch = malloc((size_t)CHUNK * SMALL)))
+			return false;
+		r->buf = *ch + (size_t)(i % CHUNK) * SMALL;
+		r->cap = SMALL;
+		return true;
+	}
+	if (!(nb = r->own ? realloc(r->buf, need) : malloc(need)))
+		return false;
+	r->buf = nb;
+	r->cap = need;
+	r->own = true;
+	return true;
+}
+
 static int on_export(const ebus_event_t *ev, void *ctx)
 {
 	struct ebus_nats_bridge *b = ctx;
 	const char *name = ebus_topic_name(ev->topic);
-	size_t nlen = strlen(name);
-	struct exp_rec r;
+	size_t nlen = strlen(name), slen = b->prefix_len + 1 + nlen;
+	size_t need = slen + 1 + ev->len + TRAILER;
+	struct exp_rec *r;
 	if (imported_here(b, ev->source))
 		return 0; /* never re-export an import */
-	r.nlen = (uint32_t)nlen;
-	r.len = (uint32_t)ev->len;
-	if (!(r.buf = malloc(nlen + 1 + ev->len))) {
-		add(&b->export_overflow, 1);
-		return 0;
-	}
-	memcpy(r.buf, name, nlen + 1);
-	if (ev->len)
-		memcpy(r.buf + nlen + 1, ev->data, ev->len);
 	pthread_mutex_lock(&b->m);
 	if (b->qtail - b->qhead == b->qcap || b->quit) {
 		pthread_mutex_unlock(&b->m);
-		free(r.buf);
 		add(&b->export_overflow, 1);
 		return 0;
 	}
-	b->q[b->qtail++ & (b->qcap - 1)] = r;
-	pthread_cond_signal(&b->cv);
+	/* the slot is free (the export thread is past it), and so is its
+	 * buffer: no allocation in steady state */
+	r = &b->q[b->qtail & (b->qcap - 1)];
+	if (r->cap < need && !slot_grow(b, b->qtail & (b->qcap - 1), need)) {
+		pthread_mutex_unlock(&b->m);
+		add(&b->export_overflow, 1);
+		return 0;
+	}
+	/* the message as it goes out, but for the trailer (the export thread
+	 * numbers it) */
+	r->slen = (uint32_t)slen;
+	r->len = (uint32_t)ev->len;
+	memcpy(r->buf, b->prefix, b->prefix_len);
+	r->buf[b->prefix_len] = '.';
+	memcpy(r->buf + b->prefix_len + 1, name, nlen + 1);
+	if (ev->len)
+		memcpy(r->buf + slen + 1, ev->data, ev->len);
+	b->qtail++;
+	/* one wake-up per run of events (the executor's next call is for
+	 * another topic, or it has nothing more), or when half full: not one
+	 * per event */
+	if ((ev->flags & EBUS_EV_END_OF_BATCH) || b->qtail - b->qhead == b->qcap / 2)
+		pthread_cond_signal(&b->cv);
 	pthread_mutex_unlock(&b->m);
 	return 0;
 }
@@ -499,62 +553,52 @@ static void put_trailer(unsigned char *t, uint64_t origin, uint64_t seq, uint32_
 	memcpy(t + 20, &magic, 4);
 }
 
-/* Publishes one message on PREFIX.name (name NULL: the heartbeat). */
-static void send_one(struct ebus_nats_bridge *b, const char *name, size_t nlen, const void *data,
-                     size_t len, uint32_t kind, char *subj, unsigned char **msg, size_t *cap)
+/* Publishes msg[0..len) on subj with the trailer written after it (msg
+ * has room for it). */
+static void send_one(struct ebus_nats_bridge *b, const char *subj, unsigned char *msg, size_t len,
+                     uint32_t kind)
 {
 	natsStatus s;
-	if (!name && b->js)
+	if (kind == KIND_HEARTBEAT && b->js)
 		return; /* JetStream: the acknowledgements say what was stored */
-	memcpy(subj, b->prefix, b->prefix_len);
-	subj[b->prefix_len] = '.';
-	if (name) {
-		memcpy(subj + b->prefix_len + 1, name, nlen + 1);
-	} else {
-		memcpy(subj + b->prefix_len + 1, "$hb", 4);
-	}
-	if (len + TRAILER > *cap) {
-		unsigned char *n = realloc(*msg, len + TRAILER);
-		if (!n) {
-			export_failed(b, NATS_NO_MEMORY);
-			return;
-		}
-		*msg = n;
-		*cap = len + TRAILER;
-	}
-	if (len)
-		memcpy(*msg, data, len);
 	if (kind == KIND_DATA)
 		b->seq++;
-	put_trailer(*msg + len, b->origin_id, b->seq, kind);
+	put_trailer(msg + len, b->origin_id, b->seq, kind);
 	if (b->js) { /* counted by on_js_ack */
 		b->js_published = true;
-		if ((s = js_PublishAsync(b->js, subj, *msg, (int)(len + TRAILER), NULL)) != NATS_OK) {
+		if ((s = js_PublishAsync(b->js, subj, msg, (int)(len + TRAILER), NULL)) != NATS_OK) {
 			export_failed(b, s);
 			if (s != NATS_INSUFFICIENT_BUFFER && s != NATS_CONNECTION_CLOSED)
 				add(&b->export_unacked, 1);
 		}
 		return;
 	}
-	s = natsConnection_Publish(b->nc, subj, *msg, (int)(len + TRAILER));
+	s = natsConnection_Publish(b->nc, subj, msg, (int)(len + TRAILER));
 	if (kind != KIND_DATA)
 		return;
 	if (s == NATS_OK) {
 		add(&b->exported, 1);
-		if (natsConnection_Status(b->nc) != NATS_CONN_STATUS_CONNECTED)
+		if (atomic_load_explicit(&b->down, memory_order_relaxed))
 			add(&b->exported_reconnecting, 1);
 	} else {
 		export_failed(b, s);
 	}
 }
 
+static void send_heartbeat(struct ebus_nats_bridge *b, const char *subj)
+{
+	unsigned char t[TRAILER];
+	send_one(b, subj, t, 0, KIND_HEARTBEAT);
+}
+
 static void *export_main(void *arg)
 {
 	struct ebus_nats_bridge *b = arg;
-	char subj[2 * EBUS_TOPIC_MAX + 8];
-	unsigned char *msg = NULL;
-	size_t cap = 0;
+	char hb[EBUS_TOPIC_MAX + 8];
 	uint64_t next_hb = now_ns() + b->heartbeat_ns;
+
+	memcpy(hb, b->prefix, b->prefix_len);
+	memcpy(hb + b->prefix_len, ".$hb", 5);
 
 	pthread_mutex_lock(&b->m);
 	for (;;) {
@@ -563,7 +607,7 @@ static void *export_main(void *arg)
 			struct timespec ts;
 			if (now >= next_hb) {
 				pthread_mutex_unlock(&b->m);
-				send_one(b, NULL, 0, NULL, 0, KIND_HEARTBEAT, subj, &msg, &cap);
+				send_heartbeat(b, hb);
 				pthread_mutex_lock(&b->m);
 				next_hb = now_ns() + b->heartbeat_ns;
 				continue;
@@ -582,14 +626,29 @@ static void *export_main(void *arg)
 		}
 		if (b->qhead == b->qtail)
 			break; /* quit, and everything sent */
-		{
-			struct exp_rec r = b->q[b->qhead & (b->qcap - 1)];
+		{ /* what is queued, in one go: the lock once per run, not per event.
+		   * Producers write only the slot at qtail, and only while it is
+		   * outside [qhead, qtail), so these slots are read unlocked. */
+			unsigned n = b->qtail - b->qhead, h = b->qhead;
+			if (n > EXPORT_RUN)
+				n = EXPORT_RUN;
 			b->busy = true;
 			pthread_mutex_unlock(&b->m);
-			send_one(b, r.buf, r.nlen, r.buf + r.nlen + 1, r.len, KIND_DATA, subj, &msg, &cap);
-			free(r.buf);
+			for (unsigned i = 0; i < n; i++) {
+				struct exp_rec *r = &b->q[(h + i) & (b->qcap - 1)];
+				send_one(b, r->buf, (unsigned char *)r->buf + r->slen + 1, r->len, KIND_DATA);
+			}
 			pthread_mutex_lock(&b->m);
-			b->qhead++;
+			for (unsigned i = 0; i < n; i++) { /* big buffers are not kept */
+				struct exp_rec *r = &b->q[(b->qhead + i) & (b->qcap - 1)];
+				if (r->own && r->cap > KEEP_BUF) {
+					free(r->buf);
+					r->buf = NULL;
+					r->cap = 0;
+					r->own = false;
+				}
+			}
+			b->qhead += n;
 			b->busy = false;
 			if (b->qhead == b->qtail)
 				pthread_cond_broadcast(&b->idle);
@@ -597,8 +656,7 @@ static void *export_main(void *arg)
 	}
 	pthread_mutex_unlock(&b->m);
 	/* a last heartbeat: the importers learn the final sequence */
-	send_one(b, NULL, 0, NULL, 0, KIND_HEARTBEAT, subj, &msg, &cap);
-	free(msg);
+	send_heartbeat(b, hb);
 	return NULL;
 }
 
@@ -622,7 +680,8 @@ static void note_import_source(struct ebus_nats_bridge *b)
 }
 
 /* Accounts for sequence `seq` of `origin` (a data message, or with hb the
- * origin's last sequence). Under om. Returns false for a duplicate. */
+ * origin's last sequence). On the delivery thread. Returns false for a
+ * duplicate. */
 static bool account(struct ebus_nats_bridge *b, uint64_t origin, uint64_t seq, bool hb)
 {
 	struct origin *o = NULL;
@@ -693,18 +752,44 @@ static bool import_matches(struct ebus_nats_bridge *b, const char *name)
 static bool import_one(struct ebus_nats_bridge *b, const char *name, const void *data, size_t len,
                        bool retry)
 {
+	/* the verdict on the last name this thread saw: a stream of one
+	 * subject is checked once (the bridge is told by its address and its
+	 * random origin id, so a new bridge at a freed one's address is not
+	 * taken for it) */
+	static _Thread_local struct {
+		const struct ebus_nats_bridge *b;
+		uint64_t origin;
+		size_t len;
+		int verdict; /* 0 unmappable, 1 filtered, 2 import */
+		char name[EBUS_TOPIC_MAX + 1];
+	} last;
+	size_t n = strnlen(name, EBUS_TOPIC_MAX + 1);
 	int rc;
-	if (ebus_topic_validate(name) != EBUS_OK || name[0] == '$') {
+	/* publishing the thread's own copy of the name, at one address, lets
+	 * the bus's per-thread name cache hit on its address */
+	if (last.b != b || last.origin != b->origin_id || last.len != n || memcmp(last.name, name, n) != 0) {
+		last.verdict = ebus_topic_validate(name) != EBUS_OK || name[0] == '$' ? 0
+		               : import_matches(b, name)                          ? 2
+		                                                                  : 1;
+		last.b = b;
+		last.origin = b->origin_id;
+		last.len = n <= EBUS_TOPIC_MAX ? n : 0;
+		memcpy(last.name, name, last.len);
+		last.name[last.len] = '\0';
+		if (n > EBUS_TOPIC_MAX)
+			last.b = NULL; /* too long to keep: not cached */
+	}
+	if (last.verdict == 0) {
 		add(&b->unmappable, 1); /* never interned */
 		return true;
 	}
-	if (!import_matches(b, name)) {
+	if (last.verdict == 1) {
 		add(&b->filtered, 1);
 		return true;
 	}
 	note_import_source(b);
 	do
-		rc = ebus_publish_name_ex(b->bus, name, len ? data : NULL, len, b->import_policy,
+		rc = ebus_publish_name_ex(b->bus, last.name, len ? data : NULL, len, b->import_policy,
 		                          b->import_block_ns);
 	while (rc == EBUS_ERR_TIMEOUT && retry &&
 	       !atomic_load_explicit(&b->fetch_quit, memory_order_acquire));
@@ -752,9 +837,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 
 	if (kind) {
 		bool fresh;
-		pthread_mutex_lock(&b->om);
 		fresh = account(b, origin, seq, kind == KIND_HEARTBEAT);
-		pthread_mutex_unlock(&b->om);
 		if (kind == KIND_HEARTBEAT) {
 			add(&b->heartbeats, 1);
 			goto out;

@@ -81,6 +81,10 @@ static void usage(FILE *f)
 	        "                    latency     publish-to-callback latency at a fixed rate\n"
 	        "                    by-name     throughput with ebus_publish_name\n"
 	        "                    idle        idle CPU of a parked consumer, and its wake latency\n"
+	        "                    bridge      two processes through nats-server: the NATS bridge\n"
+	        "                                against libnats, ZeroMQ TCP and raw TCP (not in\n"
+	        "                                all; --events: events per run, default 1000000,\n"
+	        "                                --quick 200000; tables only, no JSON)\n"
 	        "  --events N        events per run (default %llu; --quick: %llu); multi: in all,\n"
 	        "                    split over the P x T streams; pingpong: round trips (default\n"
 	        "                    100000, --quick 10000); latency: default rate x 1 s\n"
@@ -514,6 +518,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ebus-bench: unexpected argument '%s'\n", argv[optind]);
 		fprintf(stderr, "try 'ebus-bench --help'\n");
 		return 2;
+	}
+	if (strcmp(o.scenario, "bridge") == 0) {
+		o.events_set = events_set;
+#ifdef EBUS_BENCH_HAVE_BRIDGE
+		if (o.json || json_out) {
+			fprintf(stderr, "ebus-bench: the bridge scenario prints tables only (no JSON)\n");
+			return 2;
+		}
+		header(stdout, argc, argv);
+		return bench_bridge(&o);
+#else
+		printf("bridge: skipped: ebus-bench was built without libebus-nats or libzmq "
+		       "(apt-get install libnats-dev libzmq3-dev, then rebuild)\n");
+		return 0;
+#endif
 	}
 	if (o.quick && !events_set)
 		o.events = QUICK_EVENTS;

@@ -505,6 +505,143 @@ static void slow_subscriber(void)
 	ebus_destroy(bb);
 }
 
+/* ---- two processes ------------------------------------------------------------------ */
+
+/* Event i of the two-process exchange: its size (every one from 0 to the
+ * server's maximum payload, trailer included) and its bytes (fill). */
+static size_t size_of(uint64_t i)
+{
+	static const size_t psz[] = {0, 1, 7, 8, 31, 32, 33, 100, 1000, 4096, 65536};
+	if (i % 500 == 499)
+		return (1u << 20) - 24;
+	return psz[i % (sizeof psz / sizeof psz[0])];
+}
+
+/* In order and intact: the k-th event is event k, of its size. */
+static int on_sized(const ebus_event_t *ev, void *ctx)
+{
+	rec *r = ctx;
+	const unsigned char *d = ev->data;
+	pthread_mutex_lock(&r->m);
+	if (ev->len != size_of(r->n))
+		r->bad = 1;
+	for (size_t k = 0; k < ev->len && !r->bad; k++) {
+		unsigned char want = k < 8 && ev->len >= 8 ? ((const unsigned char *)&r->n)[k]
+		                                           : (unsigned char)(r->n * 131 + k * 7);
+		if (d[k] != want)
+			r->bad = 1;
+	}
+	r->n++;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->m);
+	return 0;
+}
+
+enum { PEER_N = 2000 };
+
+/* Publishes PEER_N sized events on `topic` of bus, through bridge b. */
+static void send_sized(ebus_t *bus, ebus_nats_bridge_t *b, const char *topic)
+{
+	static unsigned char buf[1u << 20];
+	ebus_topic_t *t;
+	CHECK_RC(ebus_topic(bus, topic, &t), EBUS_OK);
+	for (uint64_t i = 0; i < PEER_N; i++) {
+		size_t len = size_of(i);
+		fill(buf, len, i);
+		CHECK_RC(ebus_publish(t, len ? buf : NULL, len), EBUS_OK);
+	}
+	CHECK_RC(ebus_flush(bus, 0), EBUS_OK);
+	CHECK_RC(ebus_nats_flush(b, 0), EBUS_OK);
+}
+
+/* The other process (this binary run with --peer URL): exports pb.>,
+ * imports pa.>; says "ready" once live, sends its events, waits for the
+ * parent's, and exits 0 only if all came in order, intact, exactly once. */
+static int peer_main(const char *url)
+{
+	const char *ex[] = {"pb.>", NULL}, *im[] = {"pa.>", NULL}, *servers[] = {url, NULL};
+	ebus_nats_config_t c = {0};
+	ebus_t *bus = new_bus();
+	ebus_nats_bridge_t *b;
+	ebus_nats_stats_t st;
+	ebus_sub_id id;
+	rec got;
+	rec_init(&got);
+	CHECK_RC(ebus_subscribe_pattern(bus, "pa.>", on_sized, &got, 0, &id), EBUS_OK);
+	c.servers = servers;
+	c.prefix = "t";
+	c.exports = ex;
+	c.imports = im;
+	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_OK);
+	CHECK_RC(ebus_nats_start(b), EBUS_OK);
+	printf("ready\n");
+	fflush(stdout);
+	send_sized(bus, b, "pb.replies");
+	CHECK(rec_wait(&got, PEER_N));
+	CHECK_RC(ebus_flush(bus, 0), EBUS_OK);
+	ebus_nats_stop(b);
+	CHECK_RC(ebus_nats_stats(b, &st), EBUS_OK);
+	printf("peer: got %llu, bad %d; exported %llu, imported %llu, gaps %llu, duplicates %llu\n",
+	       (unsigned long long)got.n, got.bad, (unsigned long long)st.exported,
+	       (unsigned long long)st.imported, (unsigned long long)st.gaps,
+	       (unsigned long long)st.duplicates);
+	CHECK(!got.bad && got.n == PEER_N && st.imported == PEER_N && st.exported == PEER_N);
+	CHECK(st.gaps + st.duplicates + st.reordered == 0);
+	ebus_nats_destroy(b);
+	ebus_destroy(bus);
+	return 0;
+}
+
+/* Two processes exchange PEER_N events each way through the server (the
+ * peer is this binary, exec'd afresh): per-publisher order, every size up
+ * to the server's maximum payload, exactly once, both ways. */
+static void two_processes(void)
+{
+	const char *ex[] = {"pa.>", NULL}, *im[] = {"pb.>", NULL};
+	ebus_t *bus = new_bus();
+	ebus_sub_id id;
+	rec got;
+	char exe[4096], line[512];
+	int out[2], st;
+	pid_t pid;
+	ssize_t n;
+	posix_spawn_file_actions_t fa;
+	rec_init(&got);
+	CHECK_RC(ebus_subscribe_pattern(bus, "pb.>", on_sized, &got, 0, &id), EBUS_OK);
+	ebus_nats_bridge_t *b = new_bridge(bus, ex, im);
+	n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	CHECK(n > 0);
+	exe[n] = '\0';
+	char *argv[] = {exe, "--peer", server.url, NULL};
+	CHECK(pipe(out) == 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	posix_spawn_file_actions_addclose(&fa, out[0]);
+	CHECK(posix_spawn(&pid, exe, &fa, NULL, argv, environ) == 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(out[1]);
+	{ /* its "ready": its subscription is live at the server */
+		struct pollfd p = {out[0], POLLIN, 0};
+		CHECK(poll(&p, 1, 20000) == 1);
+		n = read(out[0], line, sizeof line - 1);
+		CHECK(n > 0);
+		line[n] = '\0';
+		CHECK(strstr(line, "ready"));
+	}
+	send_sized(bus, b, "pa.requests");
+	CHECK(rec_wait(&got, PEER_N));
+	CHECK(waitpid(pid, &st, 0) == pid);
+	n = read(out[0], line, sizeof line - 1);
+	line[n > 0 ? n : 0] = '\0';
+	printf("   %u events each way; %s", PEER_N, n > 0 ? line : "(the peer said nothing)\n");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK_RC(ebus_flush(bus, 0), EBUS_OK);
+	CHECK(!got.bad && got.n == PEER_N); /* nothing more came */
+	close(out[0]);
+	ebus_nats_destroy(b);
+	ebus_destroy(bus);
+}
+
 /* Backpressure on import. B's only subscriber is stuck in its handler, so
  * B's lane fills. Under the bus's BLOCK policy (which never gives up on
  * this bus) each import waits at most import_block_ns and is then counted
@@ -681,8 +818,10 @@ static void bad_input(void)
 	ebus_destroy(bus);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc == 3 && strcmp(argv[1], "--peer") == 0)
+		return peer_main(argv[2]);
 	if (ns_start(&server) != 0)
 		return 1;
 	atexit(stop_server);
@@ -694,7 +833,7 @@ int main(void)
 		{"bad_input", bad_input}, {"both_ways", both_ways}, {"sizes", sizes},
 		{"ring_of_three", ring_of_three}, {"unmappable", unmappable},
 		{"kill_and_restart", kill_and_restart}, {"slow_subscriber", slow_subscriber},
-		{"bounded_import", bounded_import},
+		{"bounded_import", bounded_import}, {"two_processes", two_processes},
 	};
 	for (unsigned i = 0; i < sizeof tests / sizeof tests[0]; i++) {
 		printf("-- %s\n", tests[i].name);

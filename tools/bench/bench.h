@@ -286,4 +286,7 @@ void bench_join(bench_run *run, pthread_t t, const char *sysname, const char *ro
  * or an unpinned run on a busy machine) still make progress. */
 void bench_relax(unsigned *spins);
 
+/* The bridge scenario (bridge.c): two processes through nats-server. */
+int bench_bridge(const bench_opts *o);
+
 #endif
