@@ -382,6 +382,18 @@ static int js_setup(struct ebus_nats_bridge *b)
 
 /* ---- create / destroy ---------------------------------------------------- */
 
+/* Closes the connection and waits for libnats's last callback into the
+ * bridge (on its own thread, after Close returns): then b may be freed. */
+static void close_nats(struct ebus_nats_bridge *b)
+{
+	atomic_store(&b->closing, true);
+	natsConnection_Close(b->nc);
+	pthread_mutex_lock(&b->m);
+	while (!b->closed)
+		pthread_cond_wait(&b->idle, &b->m);
+	pthread_mutex_unlock(&b->m);
+}
+
 static void bridge_free(struct ebus_nats_bridge *b)
 {
 	if (b->js)
@@ -450,8 +462,12 @@ int ebus_nats_create(ebus_t *bus, const ebus_nats_config_t *cfg, ebus_nats_bridg
 		bridge_free(b);
 		return EBUS_ERR_NOMEM;
 	}
-	if ((rc = connect_nats(b, cfg)) != EBUS_OK ||
-	    ((b->flags & EBUS_NATS_JETSTREAM) && (rc = js_setup(b)) != EBUS_OK)) {
+	if ((rc = connect_nats(b, cfg)) != EBUS_OK) {
+		bridge_free(b);
+		return rc;
+	}
+	if ((b->flags & EBUS_NATS_JETSTREAM) && (rc = js_setup(b)) != EBUS_OK) {
+		close_nats(b); /* connected: wait for the closed callback */
 		bridge_free(b);
 		return rc;
 	}
@@ -1241,14 +1257,7 @@ int ebus_nats_stop(ebus_nats_bridge_t *b)
 	}
 	if (b->nc) {
 		natsConnection_FlushTimeout(b->nc, 2000);
-		atomic_store(&b->closing, true);
-		natsConnection_Close(b->nc);
-		/* callbacks run on libnats's own thread, after Close returns:
-		 * wait for the last one before anything is freed */
-		pthread_mutex_lock(&b->m);
-		while (!b->closed)
-			pthread_cond_wait(&b->idle, &b->m);
-		pthread_mutex_unlock(&b->m);
+		close_nats(b);
 	}
 	b->stopped = true;
 	return EBUS_OK;

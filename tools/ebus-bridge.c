@@ -16,6 +16,10 @@
  *                      ebus-bridge); a restarted sub goes on from its last
  *                      acknowledgement
  *   --send-asap        latency mode (EBUS_NATS_SEND_ASAP)
+ *   --import-block-ms N  sub: how long an import may wait for the local
+ *                      subscriber before it is given up and counted
+ *                      (default 5000: this tool's subscriber writes to a
+ *                      terminal or a pipe, which may stall)
  *   --metrics ADDR:PORT  serve the Prometheus text of the bus and the
  *                      bridge at http://ADDR:PORT/metrics (libmicrohttpd)
  *   --version
@@ -53,7 +57,7 @@ static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static void usage(void)
 {
 	fprintf(stderr, "usage: ebus-bridge [--server URL] [--prefix P] [--count N] [--jetstream] "
-	                "[--durable NAME] [--send-asap] [--metrics ADDR:PORT] pub TOPIC | sub PATTERN\n");
+	                "[--durable NAME] [--send-asap] [--import-block-ms N] [--metrics ADDR:PORT] pub TOPIC | sub PATTERN\n");
 }
 
 static void on_signal(int sig)
@@ -180,6 +184,7 @@ int main(int argc, char **argv)
 {
 	const char *server = "nats://127.0.0.1:4222", *prefix = "ebus", *metrics = NULL;
 	const char *durable = "ebus-bridge";
+	unsigned long long block_ms = 5000;
 	unsigned flags = 0;
 	const char *servers[2], *pattern[2] = {NULL, NULL}, *mode, *what;
 	ebus_nats_config_t cfg;
@@ -213,6 +218,8 @@ int main(int argc, char **argv)
 			metrics = argv[++i];
 		else if (strcmp(argv[i], "--durable") == 0)
 			durable = argv[++i];
+		else if (strcmp(argv[i], "--import-block-ms") == 0)
+			block_ms = strtoull(argv[++i], NULL, 10);
 		else {
 			usage();
 			return 2;
@@ -242,6 +249,7 @@ int main(int argc, char **argv)
 	cfg.prefix = prefix;
 	cfg.flags = flags;
 	cfg.durable = durable;
+	cfg.import_block_ns = block_ms ? block_ms * 1000000u : 0;
 	if (pub)
 		cfg.exports = pattern;
 	else

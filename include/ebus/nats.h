@@ -72,7 +72,10 @@ typedef struct ebus_nats_config_s {
 	                               import waits for a full lane before it is
 	                               given up (counted: import_timeout), so the
 	                               NATS client's thread is never stalled for
-	                               ever; 0 = 100 ms; EBUS_FOREVER refused */
+	                               ever; 0 = 100 ms; EBUS_FOREVER refused.
+	                               JetStream: the importer's own thread
+	                               tries again until the bridge stops (the
+	                               message stays in the stream, unacknowledged) */
 	const char *durable;        /* EBUS_NATS_JETSTREAM with imports: the
 	                               durable consumer's name (letters, digits,
 	                               '-' and '_', at most 64); one importing
@@ -105,7 +108,11 @@ typedef struct ebus_nats_config_s {
  * gaps include the events the NATS client dropped (import_dropped counts
  * those and the heartbeats it dropped), and a late arrival (reordered)
  * takes its gap back.
- * export_overflow events never left A: they are A's own loss. */
+ * export_overflow events never left A: they are A's own loss.
+ * JetStream: exported counts what the server stored, and B accounts by
+ * stream sequence (no heartbeats): stored(A) == imported(B) +
+ * import_rejected(B) + filtered(B) + gaps(B) over all of B's processes,
+ * with duplicates and redelivered as the extra deliveries. */
 typedef struct ebus_nats_stats_s {
 	uint64_t exported;          /* handed to libnats with NATS_OK */
 	uint64_t exported_reconnecting; /* of those, while the connection was
@@ -183,7 +190,8 @@ int ebus_nats_stats(ebus_nats_bridge_t *b, ebus_nats_stats_t *out);
 int ebus_nats_prometheus(ebus_nats_bridge_t *b, char *buf, size_t cap, size_t *len);
 
 /* Blocks until every event exported so far reached the server (a NATS
- * flush), up to timeout_ns (0: 5 s).
+ * flush; JetStream: until the server answered for each), up to
+ * timeout_ns (0: 5 s).
  * Thread-safety: any thread but the bus's handlers.
  * Errors: EBUS_ERR_NULL, EBUS_ERR_TIMEOUT.
  * Ownership: nothing changes hands. */

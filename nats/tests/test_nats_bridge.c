@@ -136,6 +136,8 @@ static ebus_nats_bridge_t *new_bridge(ebus_t *bus, const char *const *ex, const 
 	c.exports = ex;
 	c.imports = im;
 	c.heartbeat_ns = 20000000;
+	c.import_block_ns = 20000000000u; /* these tests block, not lose: a slow
+	                                     (sanitized) executor must not time out */
 	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_OK);
 	CHECK_RC(ebus_nats_start(b), EBUS_OK);
 	return b;
@@ -572,6 +574,7 @@ static int peer_main(const char *url)
 	c.prefix = "t";
 	c.exports = ex;
 	c.imports = im;
+	c.import_block_ns = 20000000000u;
 	CHECK_RC(ebus_nats_create(bus, &c, &b), EBUS_OK);
 	CHECK_RC(ebus_nats_start(b), EBUS_OK);
 	printf("ready\n");
