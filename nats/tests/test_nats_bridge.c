@@ -443,33 +443,58 @@ static int on_gated(const ebus_event_t *ev, void *ctx)
 	return 0;
 }
 
+/* The import backpressure tests' two ends: A (bus ba, a started bridge)
+ * exports `k`; bus bb (one executor, 16 slots, `policy`) has a gated
+ * subscriber on `topic`, and *c is its importer's config of `k` with a
+ * 20 ms heartbeat, for the test to finish. */
+static const char *gated_servers[2];
+static void gated_setup(const char *const *k, const char *topic, ebus_full_policy policy, ebus_t **ba,
+                        ebus_t **bb, ebus_topic_t **tx, gated *g, ebus_nats_bridge_t **a,
+                        ebus_nats_config_t *c)
+{
+	ebus_config_t bc = {0};
+	ebus_topic_t *rx;
+	ebus_sub_id id;
+	memset(g, 0, sizeof *g);
+	pthread_mutex_init(&g->m, NULL);
+	pthread_cond_init(&g->cv, NULL);
+	*ba = new_bus();
+	bc.executors = 1;
+	bc.lane_capacity = 16;
+	bc.full_policy = policy;
+	CHECK_RC(ebus_create(&bc, bb), EBUS_OK);
+	CHECK_RC(ebus_topic(*ba, topic, tx), EBUS_OK);
+	CHECK_RC(ebus_topic(*bb, topic, &rx), EBUS_OK);
+	CHECK_RC(ebus_subscribe(rx, on_gated, g, &id), EBUS_OK);
+	*a = new_bridge(*ba, k, NULL);
+	gated_servers[0] = server.url;
+	memset(c, 0, sizeof *c);
+	c->servers = gated_servers;
+	c->prefix = "t";
+	c->imports = k;
+	c->heartbeat_ns = 20000000;
+}
+
+static void gate_open(gated *g)
+{
+	pthread_mutex_lock(&g->m);
+	g->open = 1;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->m);
+}
+
 static void slow_subscriber(void)
 {
 	enum { N = 5000 };
-	const char *k[] = {"slow.>", NULL}, *servers[] = {server.url, NULL};
-	ebus_config_t bc = {0};
-	ebus_nats_config_t c = {0};
-	ebus_t *ba = new_bus(), *bb;
-	ebus_topic_t *tx, *rx;
-	ebus_sub_id id;
+	const char *k[] = {"slow.>", NULL};
+	ebus_nats_config_t c;
+	ebus_t *ba, *bb;
+	ebus_topic_t *tx;
 	ebus_nats_bridge_t *a, *b;
 	gated g;
 	uint64_t v;
-	memset(&g, 0, sizeof g);
-	pthread_mutex_init(&g.m, NULL);
-	pthread_cond_init(&g.cv, NULL);
-	bc.executors = 1;
-	bc.lane_capacity = 16;
-	CHECK_RC(ebus_create(&bc, &bb), EBUS_OK);
-	CHECK_RC(ebus_topic(ba, "slow.t", &tx), EBUS_OK);
-	CHECK_RC(ebus_topic(bb, "slow.t", &rx), EBUS_OK);
-	CHECK_RC(ebus_subscribe(rx, on_gated, &g, &id), EBUS_OK);
-	a = new_bridge(ba, k, NULL);
-	c.servers = servers;
-	c.prefix = "t";
-	c.imports = k;
+	gated_setup(k, "slow.t", EBUS_FULL_DEFAULT, &ba, &bb, &tx, &g, &a, &c);
 	c.import_pending = 100;
-	c.heartbeat_ns = 20000000;
 	CHECK_RC(ebus_nats_create(bb, &c, &b), EBUS_OK);
 	CHECK_RC(ebus_nats_start(b), EBUS_OK);
 	for (v = 0; v < N; v++)
@@ -478,10 +503,7 @@ static void slow_subscriber(void)
 	CHECK_RC(ebus_nats_flush(a, 0), EBUS_OK);
 	/* B's client has everything it will get: the rest was dropped */
 	WAIT_FOR(stats_of(b).import_dropped > 0);
-	pthread_mutex_lock(&g.m);
-	g.open = 1;
-	pthread_cond_broadcast(&g.cv);
-	pthread_mutex_unlock(&g.m);
+	gate_open(&g);
 	/* A's periodic heartbeat, once B has caught up, tells it the tail */
 	ebus_nats_stats_t sa = stats_of(a), sb;
 	{
@@ -655,31 +677,16 @@ static void two_processes(void)
 static void bounded_import_policy(ebus_full_policy policy)
 {
 	enum { N = 500 };
-	const char *k[] = {"bp.>", NULL}, *servers[] = {server.url, NULL};
-	ebus_config_t bc = {0};
-	ebus_nats_config_t c = {0};
-	ebus_t *ba = new_bus(), *bb;
-	ebus_topic_t *tx, *rx;
-	ebus_sub_id id;
+	const char *k[] = {"bp.>", NULL};
+	ebus_nats_config_t c;
+	ebus_t *ba, *bb;
+	ebus_topic_t *tx;
 	ebus_nats_bridge_t *a, *b;
 	ebus_nats_stats_t sa, sb;
 	gated g;
 	uint64_t v;
-	memset(&g, 0, sizeof g);
-	pthread_mutex_init(&g.m, NULL);
-	pthread_cond_init(&g.cv, NULL);
-	bc.executors = 1;
-	bc.lane_capacity = 16;
-	bc.full_policy = EBUS_FULL_BLOCK; /* block_timeout_ns 0: for ever */
-	CHECK_RC(ebus_create(&bc, &bb), EBUS_OK);
-	CHECK_RC(ebus_topic(ba, "bp.t", &tx), EBUS_OK);
-	CHECK_RC(ebus_topic(bb, "bp.t", &rx), EBUS_OK);
-	CHECK_RC(ebus_subscribe(rx, on_gated, &g, &id), EBUS_OK);
-	a = new_bridge(ba, k, NULL);
-	c.servers = servers;
-	c.prefix = "t";
-	c.imports = k;
-	c.heartbeat_ns = 20000000;
+	/* the bus blocks (block_timeout_ns 0: for ever) */
+	gated_setup(k, "bp.t", EBUS_FULL_BLOCK, &ba, &bb, &tx, &g, &a, &c);
 	c.import_policy = policy;
 	c.import_block_ns = 1000000; /* 1 ms */
 	CHECK_RC(ebus_nats_create(bb, &c, &b), EBUS_OK);
@@ -693,9 +700,8 @@ static void bounded_import_policy(ebus_full_policy policy)
 	WAIT_FOR((sb = stats_of(b), accounted(&sb) >= sa.exported));
 	pthread_mutex_lock(&g.m);
 	CHECK(g.n == 0);
-	g.open = 1;
-	pthread_cond_broadcast(&g.cv);
 	pthread_mutex_unlock(&g.m);
+	gate_open(&g);
 	CHECK_RC(ebus_nats_stop(a), EBUS_OK);
 	ebus_nats_stop(b);
 	CHECK_RC(ebus_flush(bb, 0), EBUS_OK);

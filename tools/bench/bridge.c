@@ -103,6 +103,45 @@ static void percentiles(msr *m, uint64_t *s, uint64_t n)
 	m->p999 = (double)s[(n * 999) / 1000];
 }
 
+/* ---- the sender's loop, the same for every system --------------------------- */
+
+/* How one system sends event buf and, for a round trip, waits for its
+ * echo; each returns 0 on success. */
+typedef struct xlink {
+	int (*send)(void *arg, unsigned char *buf);
+	int (*echo)(void *arg, unsigned char *buf);
+	void *arg;
+} xlink;
+
+/* c->n events, event i carrying i in its first 8 bytes; a round trip
+ * waits for each echo and records the time. */
+static int send_loop(const ctx *c, msr *m, const xlink *l)
+{
+	unsigned char buf[PAYLOAD] = {0};
+	uint64_t *lat = NULL;
+	if (c->rtt && !(lat = malloc(c->n * sizeof *lat))) {
+		fail(m, "nomem");
+		return -1;
+	}
+	m->t_first = now();
+	for (uint64_t i = 0; i < c->n; i++) {
+		uint64_t t0 = lat ? now() : 0;
+		memcpy(buf, &i, 8);
+		if (l->send(l->arg, buf) != 0 || (lat && l->echo(l->arg, buf) != 0)) {
+			fail(m, lat ? "a round trip failed or took over 5 s (lost)" : "send failed");
+			free(lat);
+			return -1;
+		}
+		if (lat)
+			lat[i] = now() - t0;
+	}
+	if (lat) {
+		percentiles(m, lat, c->n);
+		free(lat);
+	}
+	return 0;
+}
+
 /* ---- the bridge ------------------------------------------------------------- */
 
 typedef struct bsink {
@@ -210,50 +249,45 @@ static void bridge_receiver(const ctx *c, msr *m, int ready)
 	ebus_destroy(bus);
 }
 
+typedef struct bridge_link {
+	ebus_topic_t *t;
+	bsink *s;
+} bridge_link;
+
+static int bridge_send(void *arg, unsigned char *buf)
+{
+	return ebus_publish(((bridge_link *)arg)->t, buf, PAYLOAD) == EBUS_OK ? 0 : -1;
+}
+
+static int bridge_echo(void *arg, unsigned char *buf)
+{
+	(void)buf;
+	return pong_wait(&((bridge_link *)arg)->s->got);
+}
+
 static void bridge_sender(const ctx *c, msr *m)
 {
 	ebus_t *bus;
-	ebus_topic_t *t;
 	ebus_nats_bridge_t *b;
 	ebus_sub_id id;
-	unsigned char buf[PAYLOAD] = {0};
 	bsink s;
+	bridge_link bl = {NULL, &s};
+	xlink l = {bridge_send, bridge_echo, &bl};
 	memset(&s, 0, sizeof s);
 	sem_init(&s.got, 0, 0);
 	if (ebus_create(NULL, &bus) != EBUS_OK)
 		return fail(m, "ebus_create");
-	if (ebus_topic(bus, c->rtt ? "bb.ping" : "bb.t", &t) != EBUS_OK)
+	if (ebus_topic(bus, c->rtt ? "bb.ping" : "bb.t", &bl.t) != EBUS_OK)
 		return fail(m, "topic");
 	if (c->rtt && ebus_subscribe_pattern(bus, "bb.pong", on_bridge_pong, &s, 0, &id) != EBUS_OK)
 		return fail(m, "subscribe");
 	if (!(b = bridge_new(bus, c, c->rtt ? "bb.ping" : "bb.>", c->rtt ? "bb.pong" : NULL)))
 		return fail(m, "bridge");
-	if (c->rtt) {
-		uint64_t *lat = malloc(c->n * sizeof *lat);
-		if (!lat)
-			return fail(m, "nomem");
-		for (uint64_t i = 0; i < c->n; i++) {
-			uint64_t t0 = now();
-			memcpy(buf, &i, 8);
-			if (ebus_publish(t, buf, sizeof buf) != EBUS_OK)
-				return fail(m, "publish");
-			if (pong_wait(&s.got) != 0)
-				return fail(m, "a round trip took over 5 s (lost)");
-			lat[i] = now() - t0;
-		}
-		percentiles(m, lat, c->n);
-		free(lat);
-	} else {
-		m->t_first = now();
-		for (uint64_t i = 0; i < c->n; i++) {
-			memcpy(buf, &i, 8);
-			if (ebus_publish(t, buf, sizeof buf) != EBUS_OK)
-				return fail(m, "publish");
-		}
-		ebus_flush(bus, 0);
-		if (ebus_nats_flush(b, 30000000000u) != EBUS_OK)
-			return fail(m, "flush to the server timed out");
-	}
+	if (send_loop(c, m, &l) != 0)
+		return;
+	ebus_flush(bus, 0);
+	if (!c->rtt && ebus_nats_flush(b, 30000000000u) != EBUS_OK)
+		return fail(m, "flush to the server timed out");
 	m->lost = bridge_lost(b);
 	ebus_nats_stop(b);
 	ebus_nats_destroy(b);
@@ -352,43 +386,43 @@ static void nats_receiver(const ctx *c, msr *m, int ready)
 	natsConnection_Destroy(nc);
 }
 
+typedef struct nats_link {
+	natsConnection *nc;
+	const char *subj;
+	nsink *s;
+} nats_link;
+
+static int nats_send(void *arg, unsigned char *buf)
+{
+	nats_link *n = arg;
+	return natsConnection_Publish(n->nc, n->subj, buf, PAYLOAD) == NATS_OK ? 0 : -1;
+}
+
+static int nats_echo(void *arg, unsigned char *buf)
+{
+	(void)buf;
+	return pong_wait(&((nats_link *)arg)->s->got);
+}
+
 static void nats_sender(const ctx *c, msr *m)
 {
 	natsConnection *nc = nats_connect(c);
 	natsSubscription *sub = NULL;
-	unsigned char buf[PAYLOAD] = {0};
 	nsink s;
+	nats_link nl = {nc, c->rtt ? "bench.nb.ping" : "bench.nb.t", &s};
+	xlink l = {nats_send, nats_echo, &nl};
 	memset(&s, 0, sizeof s);
 	sem_init(&s.got, 0, 0);
 	if (!nc)
 		return fail(m, "connect");
-	if (c->rtt) {
-		uint64_t *lat = malloc(c->n * sizeof *lat);
-		if (!lat || natsConnection_Subscribe(&sub, nc, "bench.nb.pong", on_nats_pong, &s) != NATS_OK ||
-		    natsConnection_FlushTimeout(nc, 5000) != NATS_OK)
-			return fail(m, "subscribe");
-		for (uint64_t i = 0; i < c->n; i++) {
-			uint64_t t0 = now();
-			memcpy(buf, &i, 8);
-			if (natsConnection_Publish(nc, "bench.nb.ping", buf, sizeof buf) != NATS_OK)
-				return fail(m, "publish");
-			if (pong_wait(&s.got) != 0)
-				return fail(m, "a round trip took over 5 s (lost)");
-			lat[i] = now() - t0;
-		}
-		percentiles(m, lat, c->n);
-		free(lat);
-		natsSubscription_Destroy(sub);
-	} else {
-		m->t_first = now();
-		for (uint64_t i = 0; i < c->n; i++) {
-			memcpy(buf, &i, 8);
-			if (natsConnection_Publish(nc, "bench.nb.t", buf, sizeof buf) != NATS_OK)
-				return fail(m, "publish");
-		}
-		if (natsConnection_FlushTimeout(nc, 30000) != NATS_OK)
-			return fail(m, "flush timed out");
-	}
+	if (c->rtt && (natsConnection_Subscribe(&sub, nc, "bench.nb.pong", on_nats_pong, &s) != NATS_OK ||
+	               natsConnection_FlushTimeout(nc, 5000) != NATS_OK))
+		return fail(m, "subscribe");
+	if (send_loop(c, m, &l) != 0)
+		return;
+	if (!c->rtt && natsConnection_FlushTimeout(nc, 30000) != NATS_OK)
+		return fail(m, "flush timed out");
+	natsSubscription_Destroy(sub);
 	natsConnection_Destroy(nc);
 }
 
@@ -451,48 +485,42 @@ static void zmq_receiver(const ctx *c, msr *m, int ready)
 	zmq_ctx_term(z);
 }
 
+typedef struct zmq_link {
+	void *pub, *sub;
+} zmq_link;
+
+static int zmq_link_send(void *arg, unsigned char *buf)
+{
+	return zmq_send(((zmq_link *)arg)->pub, buf, PAYLOAD, 0) == PAYLOAD ? 0 : -1;
+}
+
+static int zmq_link_echo(void *arg, unsigned char *buf)
+{
+	return zmq_recv(((zmq_link *)arg)->sub, buf, PAYLOAD, 0) == PAYLOAD ? 0 : -1;
+}
+
 static void zmq_sender(const ctx *c, msr *m)
 {
-	void *z = zmq_ctx_new(), *pub, *sub = NULL;
-	unsigned char buf[PAYLOAD] = {0};
-	int tmo = 5000;
-	if (!(pub = zsock(z, ZMQ_XPUB, "bind", c->port)))
+	void *z = zmq_ctx_new();
+	zmq_link zl = {NULL, NULL};
+	xlink l = {zmq_link_send, zmq_link_echo, &zl};
+	int tmo = 5000, linger = 30000;
+	if (!(zl.pub = zsock(z, ZMQ_XPUB, "bind", c->port)))
 		return fail(m, "zmq pub");
 	if (c->rtt) {
-		if (!(sub = zsock(z, ZMQ_SUB, "connect", c->port2)))
+		if (!(zl.sub = zsock(z, ZMQ_SUB, "connect", c->port2)))
 			return fail(m, "zmq sub");
-		zmq_setsockopt(sub, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+		zmq_setsockopt(zl.sub, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
 	}
-	if (zwait_sub(pub) != 0)
+	if (zwait_sub(zl.pub) != 0)
 		return fail(m, "zmq subscription");
-	if (c->rtt) {
-		uint64_t *lat = malloc(c->n * sizeof *lat);
-		if (!lat)
-			return fail(m, "nomem");
-		for (uint64_t i = 0; i < c->n; i++) {
-			uint64_t t0 = now();
-			memcpy(buf, &i, 8);
-			if (zmq_send(pub, buf, sizeof buf, 0) != PAYLOAD ||
-			    zmq_recv(sub, buf, sizeof buf, 0) != PAYLOAD)
-				return fail(m, "a round trip failed or took over 5 s");
-			lat[i] = now() - t0;
-		}
-		percentiles(m, lat, c->n);
-		free(lat);
-		zmq_close(sub);
-	} else {
-		m->t_first = now();
-		for (uint64_t i = 0; i < c->n; i++) {
-			memcpy(buf, &i, 8);
-			if (zmq_send(pub, buf, sizeof buf, 0) != PAYLOAD)
-				return fail(m, "zmq send");
-		}
-	}
-	{ /* let the queue drain before the socket goes (LINGER 0 would drop it) */
-		int linger = 30000;
-		zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof linger);
-	}
-	zmq_close(pub);
+	if (send_loop(c, m, &l) != 0)
+		return;
+	if (zl.sub)
+		zmq_close(zl.sub);
+	/* let the queue drain before the socket goes (LINGER 0 would drop it) */
+	zmq_setsockopt(zl.pub, ZMQ_LINGER, &linger, sizeof linger);
+	zmq_close(zl.pub);
 	zmq_ctx_term(z);
 }
 
@@ -547,49 +575,51 @@ static void tcp_receiver(const ctx *c, msr *m, int ready)
 	close(ls);
 }
 
+typedef struct tcp_link {
+	int fd, buffered; /* buffered: throughput, through buf */
+	size_t used;
+	unsigned char buf[BUF];
+} tcp_link;
+
+static int tcp_send(void *arg, unsigned char *rec)
+{
+	tcp_link *t = arg;
+	if (!t->buffered)
+		return full_io(t->fd, rec, PAYLOAD, 1);
+	memcpy(t->buf + t->used, rec, PAYLOAD);
+	if ((t->used += PAYLOAD) == sizeof t->buf) {
+		t->used = 0;
+		return full_io(t->fd, t->buf, sizeof t->buf, 1);
+	}
+	return 0;
+}
+
+static int tcp_echo(void *arg, unsigned char *rec)
+{
+	return full_io(((tcp_link *)arg)->fd, rec, PAYLOAD, 0);
+}
+
 static void tcp_sender(const ctx *c, msr *m)
 {
 	struct sockaddr_in a;
-	int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
-	static unsigned char buf[BUF];
-	size_t used = 0;
+	int one = 1;
+	static tcp_link tl;
+	xlink l = {tcp_send, tcp_echo, &tl};
+	tl.fd = socket(AF_INET, SOCK_STREAM, 0);
+	tl.buffered = !c->rtt;
+	tl.used = 0;
 	memset(&a, 0, sizeof a);
 	a.sin_family = AF_INET;
 	a.sin_port = htons((uint16_t)c->port);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
+	if (tl.fd < 0 || connect(tl.fd, (struct sockaddr *)&a, sizeof a) != 0)
 		return fail(m, "connect");
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (c->rtt) {
-		uint64_t *lat = malloc(c->n * sizeof *lat);
-		if (!lat)
-			return fail(m, "nomem");
-		memset(buf, 0, PAYLOAD);
-		for (uint64_t i = 0; i < c->n; i++) {
-			uint64_t t0 = now();
-			memcpy(buf, &i, 8);
-			if (full_io(fd, buf, PAYLOAD, 1) || full_io(fd, buf, PAYLOAD, 0))
-				return fail(m, "round trip");
-			lat[i] = now() - t0;
-		}
-		percentiles(m, lat, c->n);
-		free(lat);
-	} else {
-		m->t_first = now();
-		for (uint64_t i = 0; i < c->n; i++) {
-			memcpy(buf + used, &i, 8);
-			memset(buf + used + 8, 0, PAYLOAD - 8);
-			used += PAYLOAD;
-			if (used == sizeof buf) {
-				if (full_io(fd, buf, used, 1))
-					return fail(m, "write");
-				used = 0;
-			}
-		}
-		if (used && full_io(fd, buf, used, 1))
-			return fail(m, "write");
-	}
-	close(fd);
+	setsockopt(tl.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (send_loop(c, m, &l) != 0)
+		return;
+	if (tl.used && full_io(tl.fd, tl.buf, tl.used, 1))
+		return fail(m, "write");
+	close(tl.fd);
 }
 
 /* ---- the two processes ------------------------------------------------------------ */
