@@ -95,6 +95,17 @@ static int pong_wait(sem_t *got)
 	return 0;
 }
 
+/* sem_timedwait for ms milliseconds: 0 when it was posted. */
+static int sem_wait_ms(sem_t *sem, long ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ms * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	return sem_timedwait(sem, &ts);
+}
+
 static void percentiles(msr *m, uint64_t *s, uint64_t n)
 {
 	qsort(s, n, sizeof *s, cmp_u64);
@@ -224,14 +235,7 @@ static void bridge_receiver(const ctx *c, msr *m, int ready)
 	if (write(ready, "r", 1) != 1)
 		return fail(m, "ready");
 	for (;;) { /* until all came, or all are accounted for (some lost) */
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10000000;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		if (sem_timedwait(&s.done, &ts) == 0)
+		if (sem_wait_ms(&s.done, 10) == 0)
 			break;
 		if (c->rtt) { /* the sender ends it: its SIGTERM */
 			continue;
@@ -361,14 +365,7 @@ static void nats_receiver(const ctx *c, msr *m, int ready)
 	if (natsConnection_FlushTimeout(nc, 5000) != NATS_OK || write(ready, "r", 1) != 1)
 		return fail(m, "ready");
 	for (;;) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10000000;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		if (sem_timedwait(&s.done, &ts) == 0)
+		if (sem_wait_ms(&s.done, 10) == 0)
 			break;
 		if (c->rtt)
 			continue;
