@@ -84,7 +84,9 @@ static void usage(FILE *f)
 	        "                    bridge      two processes through nats-server: the NATS bridge\n"
 	        "                                against libnats, ZeroMQ TCP and raw TCP (not in\n"
 	        "                                all; --events: events per run, default 1000000,\n"
-	        "                                --quick 200000; tables only, no JSON)\n"
+	        "                                --quick 200000; tables only, no JSON;\n"
+	        "                                --only SYSTEM: that system's throughput alone,\n"
+	        "                                for scripts/cost-bridge.sh)\n"
 	        "  --events N        events per run (default %llu; --quick: %llu); multi: in all,\n"
 	        "                    split over the P x T streams; pingpong: round trips (default\n"
 	        "                    100000, --quick 10000); latency: default rate x 1 s\n"
@@ -336,7 +338,7 @@ int main(int argc, char **argv)
 {
 	enum { OPT_SCENARIO = 256, OPT_EVENTS, OPT_RUNS, OPT_PAYLOAD, OPT_CAPACITY, OPT_WAIT,
 	       OPT_CPUS, OPT_QUICK, OPT_JSON, OPT_TIMEOUT, OPT_VERBOSE, OPT_HELP, OPT_PUBLISHERS,
-	       OPT_TOPICS, OPT_EXECUTORS, OPT_RATE, OPT_IDLE_MS, OPT_VERSION, OPT_JSON_OUT };
+	       OPT_TOPICS, OPT_EXECUTORS, OPT_RATE, OPT_IDLE_MS, OPT_VERSION, OPT_JSON_OUT, OPT_ONLY };
 	static const struct option longopts[] = {
 		{"scenario", required_argument, NULL, OPT_SCENARIO},
 		{"events", required_argument, NULL, OPT_EVENTS},
@@ -357,6 +359,7 @@ int main(int argc, char **argv)
 		{"idle-ms", required_argument, NULL, OPT_IDLE_MS},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"json-out", required_argument, NULL, OPT_JSON_OUT},
+		{"only", required_argument, NULL, OPT_ONLY},
 		{NULL, 0, NULL, 0},
 	};
 	bench_opts o;
@@ -385,6 +388,9 @@ int main(int argc, char **argv)
 		switch (c) {
 		case OPT_SCENARIO:
 			o.scenario = optarg;
+			break;
+		case OPT_ONLY:
+			o.only = optarg;
 			break;
 		case OPT_EVENTS:
 			if (parse_u64(optarg, &v) || v == 0) {

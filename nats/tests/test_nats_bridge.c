@@ -667,6 +667,162 @@ static void two_processes(void)
 	ebus_destroy(bus);
 }
 
+/* ---- a ring of three processes ------------------------------------------------------ */
+
+/* Each member exports and imports r.> and publishes RING_K events on r.X
+ * (X its name, a, b or c); each must see every other member's events once,
+ * in order, its own only locally, and export exactly its own RING_K. */
+enum { RING_K = 1000 };
+
+typedef struct ring_member {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	char name;
+	uint64_t next[3], foreign, own;
+	int bad;
+	ebus_t *bus;
+	ebus_nats_bridge_t *b;
+} ring_member;
+
+static int on_ring(const ebus_event_t *ev, void *ctx)
+{
+	ring_member *r = ctx;
+	char from = ebus_topic_name(ev->topic)[2];
+	uint64_t v;
+	memcpy(&v, ev->data, 8);
+	pthread_mutex_lock(&r->m);
+	if (from < 'a' || from > 'c' || v != r->next[from - 'a'])
+		r->bad = 1;
+	else
+		r->next[from - 'a']++;
+	if (from == r->name)
+		r->own++;
+	else
+		r->foreign++;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->m);
+	return 0;
+}
+
+static void ring_start(ring_member *r, char name, const char *url)
+{
+	const char *k[] = {"r.>", NULL}, *servers[] = {url, NULL};
+	ebus_nats_config_t c = {0};
+	ebus_sub_id id;
+	memset(r, 0, sizeof *r);
+	pthread_mutex_init(&r->m, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	r->name = name;
+	r->bus = new_bus();
+	CHECK_RC(ebus_subscribe_pattern(r->bus, "r.>", on_ring, r, 0, &id), EBUS_OK);
+	c.servers = servers;
+	c.prefix = "t";
+	c.exports = k;
+	c.imports = k;
+	c.import_block_ns = 20000000000u;
+	CHECK_RC(ebus_nats_create(r->bus, &c, &r->b), EBUS_OK);
+	CHECK_RC(ebus_nats_start(r->b), EBUS_OK);
+}
+
+/* Publishes this member's events, waits for the other two's, stops, and
+ * checks; returns the counters line. */
+static const char *ring_run(ring_member *r)
+{
+	static char line[256];
+	char topic[] = "r.x";
+	ebus_topic_t *t;
+	ebus_nats_stats_t st;
+	struct timespec ts;
+	int ok;
+	topic[2] = r->name;
+	CHECK_RC(ebus_topic(r->bus, topic, &t), EBUS_OK);
+	for (uint64_t i = 0; i < RING_K; i++)
+		CHECK_RC(ebus_publish(t, &i, sizeof i), EBUS_OK);
+	CHECK_RC(ebus_flush(r->bus, 0), EBUS_OK);
+	CHECK_RC(ebus_nats_flush(r->b, 0), EBUS_OK);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 20;
+	pthread_mutex_lock(&r->m);
+	while (r->foreign < 2 * RING_K && pthread_cond_timedwait(&r->cv, &r->m, &ts) == 0)
+		;
+	pthread_mutex_unlock(&r->m);
+	CHECK_RC(ebus_flush(r->bus, 0), EBUS_OK);
+	ebus_nats_stop(r->b);
+	CHECK_RC(ebus_nats_stats(r->b, &st), EBUS_OK);
+	pthread_mutex_lock(&r->m);
+	ok = !r->bad && r->foreign == 2 * RING_K && r->own == RING_K;
+	snprintf(line, sizeof line, "%c: own %llu, from the others %llu; exported %llu, imported %llu\n",
+	         r->name, (unsigned long long)r->own, (unsigned long long)r->foreign,
+	         (unsigned long long)st.exported, (unsigned long long)st.imported);
+	pthread_mutex_unlock(&r->m);
+	if (!ok || st.exported != RING_K || st.imported != 2 * RING_K) {
+		fprintf(stderr, "ring member %s", line);
+		CHECK(0); /* a loop would show as more exported or imported */
+	}
+	ebus_nats_destroy(r->b);
+	ebus_destroy(r->bus);
+	return line;
+}
+
+/* A ring member in its own process (--ring URL NAME): "ready" once live,
+ * then waits for "go" on stdin. */
+static int ring_peer_main(const char *url, char name)
+{
+	ring_member r;
+	char go[8];
+	ring_start(&r, name, url);
+	printf("ready\n");
+	fflush(stdout);
+	CHECK(read(0, go, sizeof go) > 0);
+	fputs(ring_run(&r), stdout);
+	return 0;
+}
+
+static void ring_processes(void)
+{
+	ring_member r;
+	char exe[4096], buf[512];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	int in[2][2], out[2][2];
+	pid_t pid[2];
+	CHECK(n > 0);
+	exe[n] = '\0';
+	ring_start(&r, 'a', server.url);
+	for (int k = 0; k < 2; k++) {
+		char name[2] = {(char)('b' + k), 0};
+		char *argv[] = {exe, "--ring", server.url, name, NULL};
+		posix_spawn_file_actions_t fa;
+		struct pollfd p;
+		CHECK(pipe(in[k]) == 0 && pipe(out[k]) == 0);
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_adddup2(&fa, in[k][0], 0);
+		posix_spawn_file_actions_adddup2(&fa, out[k][1], 1);
+		posix_spawn_file_actions_addclose(&fa, in[k][1]);
+		posix_spawn_file_actions_addclose(&fa, out[k][0]);
+		CHECK(posix_spawn(&pid[k], exe, &fa, NULL, argv, environ) == 0);
+		posix_spawn_file_actions_destroy(&fa);
+		close(in[k][0]);
+		close(out[k][1]);
+		p.fd = out[k][0];
+		p.events = POLLIN;
+		CHECK(poll(&p, 1, 20000) == 1 && read(out[k][0], buf, sizeof buf) > 0 &&
+		      memcmp(buf, "ready", 5) == 0);
+	}
+	for (int k = 0; k < 2; k++) /* all three are live: go */
+		CHECK(write(in[k][1], "go\n", 3) == 3);
+	printf("   %s", ring_run(&r));
+	for (int k = 0; k < 2; k++) {
+		int st;
+		CHECK(waitpid(pid[k], &st, 0) == pid[k]);
+		n = read(out[k][0], buf, sizeof buf - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		printf("   %s", n > 0 ? buf : "(a member said nothing)\n");
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		close(in[k][1]);
+		close(out[k][0]);
+	}
+}
+
 /* Backpressure on import. B's only subscriber is stuck in its handler, so
  * B's lane fills. Under the bus's BLOCK policy (which never gives up on
  * this bus) each import waits at most import_block_ns and is then counted
@@ -831,6 +987,8 @@ int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "--peer") == 0)
 		return peer_main(argv[2]);
+	if (argc == 4 && strcmp(argv[1], "--ring") == 0)
+		return ring_peer_main(argv[2], argv[3][0]);
 	if (ns_start(&server) != 0)
 		return 1;
 	atexit(stop_server);
@@ -843,6 +1001,7 @@ int main(int argc, char **argv)
 		{"ring_of_three", ring_of_three}, {"unmappable", unmappable},
 		{"kill_and_restart", kill_and_restart}, {"slow_subscriber", slow_subscriber},
 		{"bounded_import", bounded_import}, {"two_processes", two_processes},
+		{"ring_processes", ring_processes},
 	};
 	for (unsigned i = 0; i < sizeof tests / sizeof tests[0]; i++) {
 		printf("-- %s\n", tests[i].name);

@@ -56,6 +56,7 @@ typedef struct bench_opts {
 	unsigned publishers, topics, executors; /* multi: P x T over E */
 	uint64_t rate;       /* latency: events per second the publisher paces at */
 	unsigned idle_ms;    /* idle: length of the idle window */
+	const char *only;    /* bridge: one system's throughput alone, or NULL */
 } bench_opts;
 
 /* Extra payload fields some scenarios carry in the filler, after check:

@@ -63,6 +63,8 @@ typedef struct ctx {
 	uint64_t n;            /* events, or round trips */
 	char url[64];
 	int port, port2;       /* tcp / zmq */
+	int ctl;               /* receiver: the parent writes how many events to
+	                          expect once the sender has counted its losses */
 } ctx;
 
 static uint64_t now(void)
@@ -93,6 +95,17 @@ static int pong_wait(sem_t *got)
 		if (errno != EINTR)
 			return -1;
 	return 0;
+}
+
+/* What the receiver still expects: n, or what the parent said once the
+ * sender had counted what it lost before the network. */
+static uint64_t expected(const ctx *c, uint64_t cur)
+{
+	struct pollfd p = {c->ctl, POLLIN, 0};
+	uint64_t v;
+	if (poll(&p, 1, 0) == 1 && read(c->ctl, &v, sizeof v) == (ssize_t)sizeof v)
+		return v;
+	return cur;
 }
 
 /* sem_timedwait for ms milliseconds: 0 when it was posted. */
@@ -194,7 +207,11 @@ static ebus_nats_bridge_t *bridge_new(ebus_t *bus, const ctx *c, const char *ex,
 	cfg.prefix = "bench";
 	cfg.exports = ex ? exl : NULL;
 	cfg.imports = im ? iml : NULL;
-	cfg.export_buffer = 1u << 18;   /* deep: a publisher running flat out, but counted */
+	/* a run fits: a publisher running flat out outpaces any network, and
+	 * what a smaller buffer cannot hold is counted as lost, not sent */
+	cfg.export_buffer = 1u << 16;
+	while (cfg.export_buffer < c->n && cfg.export_buffer < 1u << 22)
+		cfg.export_buffer <<= 1;
 	cfg.import_pending = 1u << 21;  /* nothing dropped by the client */
 	cfg.flags = c->sys == SYS_BRIDGE_ASAP ? EBUS_NATS_SEND_ASAP : 0;
 	if (ebus_nats_create(bus, &cfg, &b) != EBUS_OK)
@@ -220,6 +237,7 @@ static void bridge_receiver(const ctx *c, msr *m, int ready)
 	ebus_nats_bridge_t *b;
 	ebus_sub_id id;
 	bsink s;
+	uint64_t want = c->n;
 	memset(&s, 0, sizeof s);
 	s.want = c->n;
 	sem_init(&s.done, 0, 0);
@@ -240,7 +258,8 @@ static void bridge_receiver(const ctx *c, msr *m, int ready)
 		if (c->rtt) { /* the sender ends it: its SIGTERM */
 			continue;
 		}
-		if (atomic_load(&s.count) + bridge_lost(b) >= c->n) {
+		want = expected(c, want);
+		if (atomic_load(&s.count) + bridge_lost(b) >= want) {
 			s.t_last = now();
 			break;
 		}
@@ -292,7 +311,10 @@ static void bridge_sender(const ctx *c, msr *m)
 	ebus_flush(bus, 0);
 	if (!c->rtt && ebus_nats_flush(b, 30000000000u) != EBUS_OK)
 		return fail(m, "flush to the server timed out");
-	m->lost = bridge_lost(b);
+	{ /* lost before the network, never numbered (the receiver counts the rest as gaps) */
+		ebus_nats_stats_t st;
+		m->lost = ebus_nats_stats(b, &st) == EBUS_OK ? st.export_overflow : 0;
+	}
 	ebus_nats_stop(b);
 	ebus_nats_destroy(b);
 	ebus_destroy(bus);
@@ -352,6 +374,7 @@ static void nats_receiver(const ctx *c, msr *m, int ready)
 	natsSubscription *sub = NULL;
 	nsink s;
 	int64_t dropped = 0;
+	uint64_t want = c->n;
 	memset(&s, 0, sizeof s);
 	s.want = c->n;
 	sem_init(&s.done, 0, 0);
@@ -370,7 +393,8 @@ static void nats_receiver(const ctx *c, msr *m, int ready)
 		if (c->rtt)
 			continue;
 		natsSubscription_GetDropped(sub, &dropped);
-		if (atomic_load(&s.count) + (uint64_t)dropped >= c->n) {
+		want = expected(c, want);
+		if (atomic_load(&s.count) + (uint64_t)dropped >= want) {
 			s.t_last = now();
 			break;
 		}
@@ -674,15 +698,16 @@ static void reap(pid_t pid, int ms)
 
 static int measure(ctx *c, msr *out)
 {
-	int rres[2], sres[2], rdy[2];
+	int rres[2], sres[2], rdy[2], ctl[2];
 	pid_t rp, sp;
 	msr r, s;
 	char ch;
 	memset(out, 0, sizeof *out);
 	c->port = ns_free_port();
 	c->port2 = ns_free_port();
-	if (pipe(rres) || pipe(sres) || pipe(rdy))
+	if (pipe(rres) || pipe(sres) || pipe(rdy) || pipe(ctl))
 		return -1;
+	c->ctl = ctl[0];
 	fflush(NULL);
 	rp = child(c, 1, rres[1], rdy[1]);
 	{
@@ -697,8 +722,13 @@ static int measure(ctx *c, msr *out)
 	sp = child(c, 0, sres[1], rdy[1]);
 	memset(&s, 0, sizeof s);
 	memset(&r, 0, sizeof r);
-	if (read_msr(sres[0], &s, 120000) != 0)
+	if (read_msr(sres[0], &s, 120000) != 0) {
 		snprintf(s.err, sizeof s.err, "the sender did not finish in 120 s");
+	} else { /* what the receiver can still get */
+		uint64_t left = c->n > s.lost ? c->n - s.lost : 0;
+		if (write(ctl[1], &left, sizeof left) != (ssize_t)sizeof left)
+			snprintf(s.err, sizeof s.err, "control pipe");
+	}
 	if (c->rtt) /* the receiver echoes until told */
 		kill(rp, SIGKILL);
 	else if (read_msr(rres[0], &r, 120000) != 0)
@@ -711,6 +741,8 @@ static int measure(ctx *c, msr *out)
 	close(sres[1]);
 	close(rdy[0]);
 	close(rdy[1]);
+	close(ctl[0]);
+	close(ctl[1]);
 	*out = s;
 	out->ok = s.ok && (c->rtt || r.ok);
 	if (!s.ok || s.err[0])
@@ -744,9 +776,12 @@ static double median(double *v, unsigned n, double *lo, double *hi)
 
 int bench_bridge(const bench_opts *o)
 {
-	static const int tput_sys[] = {SYS_BRIDGE, SYS_NATS, SYS_ZMQ, SYS_TCP};
-	static const int rtt_sys[] = {SYS_BRIDGE, SYS_BRIDGE_ASAP, SYS_NATS, SYS_NATS_ASAP, SYS_ZMQ,
+	static const int all_tput[] = {SYS_BRIDGE, SYS_NATS, SYS_ZMQ, SYS_TCP};
+	static const int all_rtt[] = {SYS_BRIDGE, SYS_BRIDGE_ASAP, SYS_NATS, SYS_NATS_ASAP, SYS_ZMQ,
 	                              SYS_TCP};
+	int only = -1;
+	const int *tput_sys = all_tput, *rtt_sys = all_rtt;
+	unsigned ntput = sizeof all_tput / sizeof all_tput[0], nrtt = sizeof all_rtt / sizeof all_rtt[0];
 	unsigned runs = o->runs > 32 ? 32 : o->runs;
 	uint64_t n = o->events_set ? o->events : o->quick ? 200000 : 1000000;
 	uint64_t rtts = o->quick ? 1000 : 5000;
@@ -755,6 +790,19 @@ int bench_bridge(const bench_opts *o)
 	ns_server srv;
 	int failed = 0;
 
+	if (o->only) { /* one system's throughput, nothing else (instruction counts) */
+		for (int k = 0; k < NSYS; k++)
+			if (strcmp(o->only, sys_name[k]) == 0)
+				only = k;
+		if (only < 0 || only == SYS_BRIDGE_ASAP || only == SYS_NATS_ASAP) {
+			fprintf(stderr, "ebus-bench: --only wants bridge, libnats, zmq-tcp or tcp\n");
+			return 2;
+		}
+		tput_sys = &only;
+		ntput = 1;
+		nrtt = 0;
+		runs = 1;
+	}
 	memset(&srv, 0, sizeof srv);
 	memset(rate, 0, sizeof rate);
 	memset(p50, 0, sizeof p50);
@@ -772,7 +820,7 @@ int bench_bridge(const bench_opts *o)
 	       "trips per latency run; %u runs, each system in turn in each\n",
 	       srv.url, (unsigned long long)n, PAYLOAD, (unsigned long long)rtts, runs);
 	for (unsigned r = 0; r < runs; r++) {
-		for (unsigned k = 0; k < sizeof tput_sys / sizeof tput_sys[0]; k++) {
+		for (unsigned k = 0; k < ntput; k++) {
 			ctx c = {.sys = tput_sys[k], .rtt = 0, .n = n};
 			msr m;
 			snprintf(c.url, sizeof c.url, "%s", srv.url);
@@ -789,7 +837,7 @@ int bench_bridge(const bench_opts *o)
 				        sys_name[c.sys], rate[c.sys][r], (unsigned long long)m.count,
 				        (unsigned long long)m.lost);
 		}
-		for (unsigned k = 0; k < sizeof rtt_sys / sizeof rtt_sys[0]; k++) {
+		for (unsigned k = 0; k < nrtt; k++) {
 			ctx c = {.sys = rtt_sys[k], .rtt = 1, .n = rtts};
 			msr m;
 			snprintf(c.url, sizeof c.url, "%s", srv.url);
@@ -808,9 +856,14 @@ int bench_bridge(const bench_opts *o)
 		}
 	}
 	ns_stop(&srv, 0);
+	if (only >= 0) {
+		printf("%s alone: %.2f M events/s, %llu lost\n", sys_name[only], rate[only][0] / 1e6,
+		       (unsigned long long)lost[only]);
+		return failed;
+	}
 
 	printf("\n%-20s %14s %22s %10s\n", "throughput", "M events/s", "vs libnats (min-max)", "lost");
-	for (unsigned k = 0; k < sizeof tput_sys / sizeof tput_sys[0]; k++) {
+	for (unsigned k = 0; k < ntput; k++) {
 		int s = tput_sys[k];
 		double ratio[32], lo, hi, rlo, rhi, med, rmed;
 		for (unsigned r = 0; r < runs; r++)
@@ -822,7 +875,7 @@ int bench_bridge(const bench_opts *o)
 	}
 	printf("\n%-20s %22s %9s %13s %9s %s\n", "round trip", "p50 us (min-max)", "p99 us",
 	       "p99.9 us", "", "p50 vs libnats in the same mode");
-	for (unsigned k = 0; k < sizeof rtt_sys / sizeof rtt_sys[0]; k++) {
+	for (unsigned k = 0; k < nrtt; k++) {
 		int s = rtt_sys[k];
 		int ref = s == SYS_BRIDGE_ASAP || s == SYS_NATS_ASAP ? SYS_NATS_ASAP : SYS_NATS;
 		double ratio[32], a, b, c, d, e, f, g, h, med50;
