@@ -41,8 +41,8 @@ count() {
 		{ cat "$dir/out.txt" "$dir/err.txt" >&2; exit 1; }
 	recv=0 send=0
 	for f in "$dir"/cg.*; do
-		if grep -q '^fn=.*_receiver$' "$f"; then recv=$(total "$f"); fi
-		if grep -q '^fn=.*send_loop$' "$f"; then send=$(total "$f"); fi
+		if grep -Eq '^c?fn=.*(on_nats_msg|on_bridge_event)$' "$f"; then recv=$(total "$f"); fi
+		if grep -Eq '^c?fn=.*send_loop$' "$f"; then send=$(total "$f"); fi
 	done
 	[ "$recv" != 0 ] && [ "$send" != 0 ] || { echo "no receiver or sender profile in $dir" >&2; exit 1; }
 }

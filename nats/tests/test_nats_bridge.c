@@ -529,6 +529,58 @@ static void slow_subscriber(void)
 	ebus_destroy(bb);
 }
 
+/* Meta topics go out only when asked: a bus with meta events exporting
+ * ">" sends none of "$ebus." (a raw NATS subscriber on t.$ebus.> gets
+ * nothing), and one exporting "$ebus.>" as well sends them. */
+static void meta_topics(void)
+{
+	const char *plain[] = {">", NULL}, *asked[] = {">", "$ebus.>", NULL};
+	for (int round = 0; round < 2; round++) {
+		ebus_config_t cfg = {0};
+		ebus_t *bus;
+		ebus_topic_t *t;
+		ebus_sub_id id;
+		ebus_nats_bridge_t *a;
+		ebus_nats_stats_t st;
+		natsConnection *nc;
+		natsSubscription *sub;
+		natsMsg *m;
+		uint64_t meta = 0;
+		rec r;
+		rec_init(&r);
+		cfg.executors = 2;
+		cfg.meta_events = 1;
+		CHECK_RC(ebus_create(&cfg, &bus), EBUS_OK);
+		CHECK(natsConnection_ConnectTo(&nc, server.url) == NATS_OK);
+		CHECK(natsConnection_SubscribeSync(&sub, nc, "t.$ebus.>") == NATS_OK);
+		CHECK(natsConnection_FlushTimeout(nc, 5000) == NATS_OK);
+		a = new_bridge(bus, round ? asked : plain, NULL);
+		CHECK_RC(ebus_topic(bus, "m.x", &t), EBUS_OK);
+		CHECK_RC(ebus_subscribe(t, on_event, &r, &id), EBUS_OK); /* a sub.added */
+		for (uint64_t i = 0; i < 10; i++)
+			CHECK_RC(ebus_publish(t, &i, sizeof i), EBUS_OK);
+		CHECK_RC(ebus_flush(bus, 0), EBUS_OK);
+		/* stopped: nothing more is exported (meta events such as
+		 * executor.idle come on their own), and what was is at the server */
+		ebus_nats_stop(a);
+		/* our PONG comes after everything the server routed to us before */
+		CHECK(natsConnection_FlushTimeout(nc, 5000) == NATS_OK);
+		while (natsSubscription_NextMsg(&m, sub, 1) == NATS_OK) {
+			meta++;
+			natsMsg_Destroy(m);
+		}
+		CHECK_RC(ebus_nats_stats(a, &st), EBUS_OK);
+		printf("   exports %s: exported %llu, meta events seen on NATS %llu\n",
+		       round ? "> and $ebus.>" : ">", (unsigned long long)st.exported,
+		       (unsigned long long)meta);
+		CHECK(round ? meta >= 1 && st.exported == 10 + meta : meta == 0 && st.exported == 10);
+		natsSubscription_Destroy(sub);
+		natsConnection_Destroy(nc);
+		ebus_nats_destroy(a);
+		ebus_destroy(bus);
+	}
+}
+
 /* ---- two processes ------------------------------------------------------------------ */
 
 /* Event i of the two-process exchange: its size (every one from 0 to the
@@ -999,6 +1051,7 @@ int main(int argc, char **argv)
 	} tests[] = {
 		{"bad_input", bad_input}, {"both_ways", both_ways}, {"sizes", sizes},
 		{"ring_of_three", ring_of_three}, {"unmappable", unmappable},
+		{"meta_topics", meta_topics},
 		{"kill_and_restart", kill_and_restart}, {"slow_subscriber", slow_subscriber},
 		{"bounded_import", bounded_import}, {"two_processes", two_processes},
 		{"ring_processes", ring_processes},
