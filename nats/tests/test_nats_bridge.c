@@ -529,6 +529,88 @@ static void slow_subscriber(void)
 	ebus_destroy(bb);
 }
 
+/* Wildcards, both ways, as NATS would match them: import patterns pick
+ * what a raw NATS publisher sends under the prefix (`*` one token, `>` one
+ * or more), export patterns pick the local topics a raw NATS subscriber
+ * on t.> sees. */
+static int on_count(const ebus_event_t *ev, void *ctx)
+{
+	(void)ev;
+	atomic_fetch_add((_Atomic uint64_t *)ctx, 1);
+	return 0;
+}
+
+static void wildcards(void)
+{
+	const char *im[] = {"w.*.x", "w.y.>", NULL}, *ex[] = {"e.*", "f.>", NULL};
+	static const struct {
+		const char *subject;
+		int imported;
+	} in[] = {{"t.w.a.x", 1}, {"t.w.a.b.x", 0}, {"t.w.a", 0}, {"t.w.y", 0},
+	          {"t.w.y.z", 1}, {"t.w.y.z.q", 1}, {"t.v.a.x", 0}};
+	static const struct {
+		const char *topic;
+		int exported;
+	} out[] = {{"e.a", 1}, {"e.a.b", 0}, {"e", 0}, {"f", 0}, {"f.a", 1}, {"f.a.b", 1}, {"g.a", 0}};
+	ebus_t *bus = new_bus();
+	ebus_nats_bridge_t *b;
+	ebus_nats_stats_t st;
+	natsConnection *nc;
+	natsSubscription *sub;
+	natsMsg *m;
+	ebus_sub_id id;
+	_Atomic uint64_t got = 0;
+	uint64_t want_in = 0, want_out = 0, seen = 0;
+	CHECK_RC(ebus_subscribe_pattern(bus, ">", on_count, (void *)&got, EBUS_SUB_CONCURRENT, &id),
+	         EBUS_OK);
+	CHECK(natsConnection_ConnectTo(&nc, server.url) == NATS_OK);
+	CHECK(natsConnection_SubscribeSync(&sub, nc, "t.>") == NATS_OK);
+	CHECK(natsConnection_FlushTimeout(nc, 5000) == NATS_OK);
+	b = new_bridge(bus, ex, im);
+	for (unsigned i = 0; i < sizeof in / sizeof in[0]; i++) {
+		CHECK(natsConnection_PublishString(nc, in[i].subject, "x") == NATS_OK);
+		want_in += (uint64_t)in[i].imported;
+	}
+	CHECK(natsConnection_FlushTimeout(nc, 5000) == NATS_OK);
+	WAIT_FOR((st = stats_of(b), st.imported + st.filtered == sizeof in / sizeof in[0]));
+	CHECK(st.imported == want_in && st.filtered == sizeof in / sizeof in[0] - want_in);
+	for (unsigned i = 0; i < sizeof out / sizeof out[0]; i++) {
+		ebus_topic_t *t;
+		CHECK_RC(ebus_topic(bus, out[i].topic, &t), EBUS_OK);
+		CHECK_RC(ebus_publish(t, "y", 1), EBUS_OK);
+		want_out += (uint64_t)out[i].exported;
+	}
+	CHECK_RC(ebus_flush(bus, 0), EBUS_OK);
+	ebus_nats_stop(b);
+	CHECK(natsConnection_FlushTimeout(nc, 5000) == NATS_OK);
+	while (natsSubscription_NextMsg(&m, sub, 1) == NATS_OK) {
+		const char *subj = natsMsg_GetSubject(m);
+		int ok = 0;
+		if (strcmp(subj, "t.$hb") == 0) { /* the bridge's heartbeats */
+			natsMsg_Destroy(m);
+			continue;
+		}
+		for (unsigned i = 0; i < sizeof out / sizeof out[0]; i++)
+			ok |= out[i].exported && strcmp(subj + 2, out[i].topic) == 0;
+		for (unsigned i = 0; i < sizeof in / sizeof in[0]; i++)
+			ok |= strcmp(subj, in[i].subject) == 0; /* the raw publishes themselves */
+		CHECK(ok);
+		seen += strncmp(subj, "t.w.", 4) != 0 && strncmp(subj, "t.v.", 4) != 0;
+		natsMsg_Destroy(m);
+	}
+	CHECK_RC(ebus_nats_stats(b, &st), EBUS_OK);
+	printf("   imported %llu of %u raw subjects; exported %llu of %u topics, as seen on NATS %llu\n",
+	       (unsigned long long)st.imported, (unsigned)(sizeof in / sizeof in[0]),
+	       (unsigned long long)st.exported, (unsigned)(sizeof out / sizeof out[0]),
+	       (unsigned long long)seen);
+	CHECK(st.exported == want_out && seen == want_out);
+	CHECK(atomic_load(&got) == want_in + sizeof out / sizeof out[0]); /* imports + local */
+	natsSubscription_Destroy(sub);
+	natsConnection_Destroy(nc);
+	ebus_nats_destroy(b);
+	ebus_destroy(bus);
+}
+
 /* Meta topics go out only when asked: a bus with meta events exporting
  * ">" sends none of "$ebus." (a raw NATS subscriber on t.$ebus.> gets
  * nothing), and one exporting "$ebus.>" as well sends them. */
@@ -1051,7 +1133,7 @@ int main(int argc, char **argv)
 	} tests[] = {
 		{"bad_input", bad_input}, {"both_ways", both_ways}, {"sizes", sizes},
 		{"ring_of_three", ring_of_three}, {"unmappable", unmappable},
-		{"meta_topics", meta_topics},
+		{"meta_topics", meta_topics}, {"wildcards", wildcards},
 		{"kill_and_restart", kill_and_restart}, {"slow_subscriber", slow_subscriber},
 		{"bounded_import", bounded_import}, {"two_processes", two_processes},
 		{"ring_processes", ring_processes},
