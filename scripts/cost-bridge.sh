@@ -20,12 +20,7 @@ cd "$(dirname "$0")/.."
 ebus_need_packages "${EBUS_BASE_PACKAGES[@]}" valgrind libzmq3-dev libnats-dev nats-server
 n1=${EBUS_COST_N1:-20000}
 n2=${EBUS_COST_N2:-40000}
-build=build/cost
-echo "== building a Release ebus-bench in $build" >&2
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEBUS_BUILD_TESTS=OFF \
-	-DEBUS_BUILD_BENCH=OFF -DEBUS_BUILD_EXAMPLES=OFF -DEBUS_BUILD_TOOLS=ON >/dev/null
-cmake --build "$build" --target ebus-bench >/dev/null
-bin=$build/tools/ebus-bench
+bin=$(ebus_cost_tool ebus-bench)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

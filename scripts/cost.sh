@@ -21,12 +21,7 @@ cd "$(dirname "$0")/.."
 ebus_need_packages "${EBUS_BASE_PACKAGES[@]}" valgrind
 n1=${EBUS_COST_N1:-100000}
 n2=${EBUS_COST_N2:-200000}
-build=build/cost
-echo "== building a Release ebus-cost in $build" >&2
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEBUS_BUILD_TESTS=OFF \
-	-DEBUS_BUILD_BENCH=OFF -DEBUS_BUILD_EXAMPLES=OFF -DEBUS_BUILD_TOOLS=ON >/dev/null
-cmake --build "$build" --target ebus-cost >/dev/null
-bin=$build/tools/ebus-cost
+bin=$(ebus_cost_tool ebus-cost)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -22,3 +22,15 @@ ebus_need_packages() {
 }
 # Build tools and libraries used by every build.
 EBUS_BASE_PACKAGES=(build-essential cmake ninja-build pkg-config liburcu-dev libck-dev)
+
+# ebus_cost_tool TARGET: builds tools/TARGET in a Release tree for the
+# instruction counts (build/cost, shared by cost.sh and cost-bridge.sh)
+# and prints its path.
+ebus_cost_tool() {
+	local build=build/cost
+	echo "== building a Release $1 in $build" >&2
+	cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEBUS_BUILD_TESTS=OFF \
+		-DEBUS_BUILD_BENCH=OFF -DEBUS_BUILD_EXAMPLES=OFF -DEBUS_BUILD_TOOLS=ON >/dev/null
+	cmake --build "$build" --target "$1" >/dev/null
+	echo "$build/tools/$1"
+}

@@ -264,6 +264,27 @@ static __attribute__((noinline)) int publish_wake(struct lane *lane, struct prod
 	return EBUS_OK;
 }
 
+/* The two ways out of a fast path (the inline one and the arena one):
+ * commit slot `pos` (and wake the executor if it parks), or give up
+ * before anything was reserved and take the general way. */
+static inline __attribute__((always_inline)) int fast_commit(struct lane *lane, struct producer *p,
+                                                             unsigned pos)
+{
+	ebus_lane_publish(lane, pos + 1);
+	if (ebus_lane_needs_wake(lane))
+		return publish_wake(lane, p);
+	atomic_store_explicit(&p->busy, 0, memory_order_release);
+	return EBUS_OK;
+}
+
+static inline __attribute__((always_inline)) int fast_bail(struct producer *p,
+                                                           struct ebus_topic_s *t,
+                                                           const void *data, size_t len)
+{
+	atomic_store_explicit(&p->busy, 0, memory_order_release);
+	return publish_slow(t, data, len);
+}
+
 /*
  * ebus_publish's path for a payload above the slot (the caller checked the
  * fast-path conditions and the length): the same steps with a chunk of
@@ -304,14 +325,9 @@ static __attribute__((noinline)) int publish_arena(struct ebus_topic_s *t, const
 	s->u.arena.end = head + need;
 	memcpy(s->u.arena.ptr, data, len);
 	s->seq = ++p->seq[t->index];
-	ebus_lane_publish(lane, pos + 1);
-	if (ebus_lane_needs_wake(lane))
-		return publish_wake(lane, p);
-	atomic_store_explicit(&p->busy, 0, memory_order_release);
-	return EBUS_OK;
+	return fast_commit(lane, p, pos);
 bail:
-	atomic_store_explicit(&p->busy, 0, memory_order_release);
-	return publish_slow(t, data, len);
+	return fast_bail(p, t, data, len);
 }
 
 /*
@@ -355,14 +371,9 @@ int ebus_publish(ebus_topic_t *t, const void *data, size_t len)
 	s = ebus_lane_slot(lane, pos);
 	slot_fill_inline(s, t, data, len);
 	s->seq = ++*seq;
-	ebus_lane_publish(lane, pos + 1);
-	if (ebus_lane_needs_wake(lane))
-		return publish_wake(lane, p);
-	atomic_store_explicit(&p->busy, 0, memory_order_release);
-	return EBUS_OK;
+	return fast_commit(lane, p, pos);
 bail:
-	atomic_store_explicit(&p->busy, 0, memory_order_release);
-	return publish_slow(t, data, len);
+	return fast_bail(p, t, data, len);
 }
 
 int ebus_publish_ex(ebus_topic_t *t, const void *data, size_t len, ebus_full_policy policy)
