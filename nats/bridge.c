@@ -106,6 +106,7 @@ struct ebus_nats_bridge {
 	struct exp_rec *q;
 	char **chunks; /* qcap / CHUNK, each NULL until a slot of it is used */
 	unsigned qcap, qhead, qtail; /* qtail - qhead queued */
+	unsigned room_waiters;         /* in ebus_nats_export_wait */
 	bool quit, busy;
 	pthread_t thread;
 	uint64_t seq; /* export thread only */
@@ -666,7 +667,7 @@ static void *export_main(void *arg)
 			}
 			b->qhead += n;
 			b->busy = false;
-			if (b->qhead == b->qtail)
+			if (b->qhead == b->qtail || b->room_waiters)
 				pthread_cond_broadcast(&b->idle);
 		}
 	}
@@ -1175,17 +1176,23 @@ static natsStatus js_wait_acks(struct ebus_nats_bridge *b, int64_t ms)
 	return js_PublishAsyncComplete(b->js, &po);
 }
 
-int ebus_nats_flush(ebus_nats_bridge_t *b, uint64_t timeout_ns)
+/* now + timeout_ns (0: 5 s), saturating: EBUS_FOREVER never expires */
+static uint64_t deadline_after(uint64_t timeout_ns)
 {
-	uint64_t deadline;
-	int rc = EBUS_OK;
-	if (!b)
-		return EBUS_ERR_NULL;
+	uint64_t now = now_ns();
 	if (!timeout_ns)
 		timeout_ns = 5000000000u;
-	deadline = now_ns() + timeout_ns;
+	return timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
+}
+
+/* Waits until at most `max` events are queued for export (with 0, until
+ * the export thread is idle as well), or the deadline. */
+static int queue_wait(ebus_nats_bridge_t *b, unsigned max, uint64_t deadline)
+{
+	int rc = EBUS_OK;
 	pthread_mutex_lock(&b->m);
-	while ((b->qhead != b->qtail || b->busy) && rc == EBUS_OK) {
+	b->room_waiters += max != 0; /* woken after every run, not only at empty */
+	while ((b->qtail - b->qhead > max || (!max && b->busy)) && rc == EBUS_OK) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 10000000; /* re-check the deadline every 10 ms */
@@ -1197,10 +1204,30 @@ int ebus_nats_flush(ebus_nats_bridge_t *b, uint64_t timeout_ns)
 		if (now_ns() >= deadline)
 			rc = EBUS_ERR_TIMEOUT;
 	}
+	b->room_waiters -= max != 0;
 	pthread_mutex_unlock(&b->m);
+	return rc;
+}
+
+int ebus_nats_export_wait(ebus_nats_bridge_t *b, unsigned max_queued, uint64_t timeout_ns)
+{
+	if (!b)
+		return EBUS_ERR_NULL;
+	return queue_wait(b, max_queued, deadline_after(timeout_ns));
+}
+
+int ebus_nats_flush(ebus_nats_bridge_t *b, uint64_t timeout_ns)
+{
+	uint64_t deadline;
+	int rc;
+	if (!b)
+		return EBUS_ERR_NULL;
+	deadline = deadline_after(timeout_ns);
+	rc = queue_wait(b, 0, deadline);
 	if (rc == EBUS_OK) {
-		uint64_t left = now_ns() < deadline ? deadline - now_ns() : 0;
-		int64_t ms = (int64_t)(left / 1000000u);
+		uint64_t now = now_ns(), left = now < deadline ? deadline - now : 0;
+		/* libnats adds this to its clock: INT32_MAX ms (24 days) stands for ever */
+		int64_t ms = left / 1000000u > INT32_MAX ? INT32_MAX : (int64_t)(left / 1000000u);
 		if (ms < 1 || (b->js && js_wait_acks(b, ms) != NATS_OK) ||
 		    natsConnection_FlushTimeout(b->nc, ms) != NATS_OK)
 			rc = EBUS_ERR_TIMEOUT;

@@ -191,11 +191,25 @@ int ebus_nats_prometheus(ebus_nats_bridge_t *b, char *buf, size_t cap, size_t *l
 
 /* Blocks until every event exported so far reached the server (a NATS
  * flush; JetStream: until the server answered for each), up to
- * timeout_ns (0: 5 s).
+ * timeout_ns (0: 5 s; EBUS_FOREVER: no limit).
  * Thread-safety: any thread but the bus's handlers.
  * Errors: EBUS_ERR_NULL, EBUS_ERR_TIMEOUT.
  * Ownership: nothing changes hands. */
 int ebus_nats_flush(ebus_nats_bridge_t *b, uint64_t timeout_ns);
+
+/* Blocks until the export buffer holds at most max_queued events, up to
+ * timeout_ns (0: 5 s; EBUS_FOREVER: no limit). The buffer never blocks
+ * an executor: what does not fit is counted as export_overflow. A
+ * publisher that must not outrun the network calls this every so often
+ * (say every 1024 events, with export_buffer / 2), and waits for the
+ * export thread instead of losing events. Events still in the bus's
+ * lanes are not in the buffer yet: leave room for them. Returns at once
+ * when the bridge is stopped or was never started (nothing is queued).
+ * Thread-safety: any thread but the bus's handlers (a handler would
+ * stall its executor on the network).
+ * Errors: EBUS_ERR_NULL, EBUS_ERR_TIMEOUT.
+ * Ownership: nothing changes hands. */
+int ebus_nats_export_wait(ebus_nats_bridge_t *b, unsigned max_queued, uint64_t timeout_ns);
 
 /* Stops: no more exports are taken, what is buffered is sent, imports
  * stop, the connection drains and closes. Idempotent.

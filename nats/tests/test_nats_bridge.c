@@ -1021,6 +1021,67 @@ static void bounded_import(void)
 	bounded_import_policy(EBUS_FULL_FAIL);
 }
 
+/* A publisher that waits for room never overflows a small export buffer:
+ * after each wait at most M events are queued, the lane holds at most
+ * L - 1 more and PACE are published before the next wait, and
+ * M + L + PACE <= E. Exactly once, in order, at the importer. */
+static void export_wait(void)
+{
+	enum { N = 20000, E = 256, M = 64, L = 64, PACE = 64 };
+	const char *x[] = {"ew.>", NULL}, *servers[] = {server.url, NULL};
+	ebus_config_t bc = {0};
+	ebus_nats_config_t c = {0};
+	ebus_t *ba, *bb = new_bus();
+	ebus_nats_bridge_t *a, *b;
+	ebus_topic_t *tx, *rx;
+	ebus_sub_id id;
+	ebus_nats_stats_t sa, sb;
+	rec at_b;
+	bc.executors = 1;
+	bc.lane_capacity = L;
+	CHECK_RC(ebus_create(&bc, &ba), EBUS_OK);
+	c.servers = servers;
+	c.prefix = "t";
+	c.exports = x;
+	c.export_buffer = E;
+	CHECK_RC(ebus_nats_create(ba, &c, &a), EBUS_OK);
+	/* not started: nothing is queued, nothing to wait for */
+	CHECK_RC(ebus_nats_export_wait(a, 0, 1), EBUS_OK);
+	CHECK_RC(ebus_nats_start(a), EBUS_OK);
+	rec_init(&at_b);
+	CHECK_RC(ebus_topic(ba, "ew.ticks", &tx), EBUS_OK);
+	CHECK_RC(ebus_topic(bb, "ew.ticks", &rx), EBUS_OK);
+	CHECK_RC(ebus_subscribe(rx, on_event, &at_b, &id), EBUS_OK);
+	b = new_bridge(bb, NULL, x);
+	for (uint64_t i = 0; i < N; i++) {
+		unsigned char p[32];
+		if (i % PACE == 0)
+			CHECK_RC(ebus_nats_export_wait(a, M, EBUS_FOREVER), EBUS_OK);
+		fill(p, sizeof p, i);
+		CHECK_RC(ebus_publish(tx, p, sizeof p), EBUS_OK);
+	}
+	CHECK_RC(ebus_flush(ba, 0), EBUS_OK);
+	CHECK_RC(ebus_nats_export_wait(a, 0, EBUS_FOREVER), EBUS_OK); /* all handed to libnats */
+	CHECK_RC(ebus_nats_flush(a, EBUS_FOREVER), EBUS_OK); /* no limit, not an instant timeout */
+	CHECK(rec_wait(&at_b, N));
+	ebus_nats_stop(a);
+	CHECK_RC(ebus_nats_export_wait(a, 0, 1), EBUS_OK); /* stopped: returns at once */
+	ebus_nats_stop(b);
+	CHECK_RC(ebus_nats_stats(a, &sa), EBUS_OK);
+	CHECK_RC(ebus_nats_stats(b, &sb), EBUS_OK);
+	printf("   export_buffer %u: exported %llu overflow %llu; imported %llu gaps %llu\n", E,
+	       (unsigned long long)sa.exported, (unsigned long long)sa.export_overflow,
+	       (unsigned long long)sb.imported, (unsigned long long)sb.gaps);
+	CHECK(sa.export_overflow == 0 && sa.exported == N);
+	CHECK(sb.imported == N && sb.gaps + sb.duplicates + sb.reordered == 0);
+	CHECK(!at_b.bad && at_b.n == N);
+	CHECK_RC(ebus_nats_export_wait(NULL, 0, 0), EBUS_ERR_NULL);
+	ebus_nats_destroy(a);
+	ebus_nats_destroy(b);
+	ebus_destroy(ba);
+	ebus_destroy(bb);
+}
+
 static void bad_input(void)
 {
 	ebus_t *bus = new_bus();
@@ -1135,7 +1196,8 @@ int main(int argc, char **argv)
 		{"ring_of_three", ring_of_three}, {"unmappable", unmappable},
 		{"meta_topics", meta_topics}, {"wildcards", wildcards},
 		{"kill_and_restart", kill_and_restart}, {"slow_subscriber", slow_subscriber},
-		{"bounded_import", bounded_import}, {"two_processes", two_processes},
+		{"bounded_import", bounded_import}, {"export_wait", export_wait},
+		{"two_processes", two_processes},
 		{"ring_processes", ring_processes},
 	};
 	for (unsigned i = 0; i < sizeof tests / sizeof tests[0]; i++) {
