@@ -43,6 +43,8 @@
 
 #define PAYLOAD 32
 #define BUF (64 * 1024)
+#define EXPORT_BUFFER 65536u /* the bridge's default */
+#define PACE 1024 /* events between two waits for room in it */
 
 enum { SYS_BRIDGE, SYS_BRIDGE_ASAP, SYS_NATS, SYS_NATS_ASAP, SYS_ZMQ, SYS_TCP, NSYS };
 static const char *const sys_name[NSYS] = {"bridge", "bridge (SendAsap)", "libnats",
@@ -207,11 +209,7 @@ static ebus_nats_bridge_t *bridge_new(ebus_t *bus, const ctx *c, const char *ex,
 	cfg.prefix = "bench";
 	cfg.exports = ex ? exl : NULL;
 	cfg.imports = im ? iml : NULL;
-	/* a run fits: a publisher running flat out outpaces any network, and
-	 * what a smaller buffer cannot hold is counted as lost, not sent */
-	cfg.export_buffer = 1u << 16;
-	while (cfg.export_buffer < c->n && cfg.export_buffer < 1u << 22)
-		cfg.export_buffer <<= 1;
+	cfg.export_buffer = EXPORT_BUFFER; /* the sender waits for room in it */
 	cfg.import_pending = 1u << 21;  /* nothing dropped by the client */
 	cfg.flags = c->sys == SYS_BRIDGE_ASAP ? EBUS_NATS_SEND_ASAP : 0;
 	if (ebus_nats_create(bus, &cfg, &b) != EBUS_OK)
@@ -275,11 +273,21 @@ static void bridge_receiver(const ctx *c, msr *m, int ready)
 typedef struct bridge_link {
 	ebus_topic_t *t;
 	bsink *s;
+	ebus_nats_bridge_t *b;
+	uint64_t sent;
 } bridge_link;
 
+/* A publisher flat out outpaces any network, and what the export buffer
+ * cannot hold is counted lost: so every PACE events the sender waits
+ * until it is at most half full, as libnats's own publisher waits for
+ * its socket. */
 static int bridge_send(void *arg, unsigned char *buf)
 {
-	return ebus_publish(((bridge_link *)arg)->t, buf, PAYLOAD) == EBUS_OK ? 0 : -1;
+	bridge_link *bl = arg;
+	if (++bl->sent % PACE == 0 &&
+	    ebus_nats_export_wait(bl->b, EXPORT_BUFFER / 2, 30000000000u) != EBUS_OK)
+		return -1;
+	return ebus_publish(bl->t, buf, PAYLOAD) == EBUS_OK ? 0 : -1;
 }
 
 static int bridge_echo(void *arg, unsigned char *buf)
@@ -294,7 +302,7 @@ static void bridge_sender(const ctx *c, msr *m)
 	ebus_nats_bridge_t *b;
 	ebus_sub_id id;
 	bsink s;
-	bridge_link bl = {NULL, &s};
+	bridge_link bl = {NULL, &s, NULL, 0};
 	xlink l = {bridge_send, bridge_echo, &bl};
 	memset(&s, 0, sizeof s);
 	sem_init(&s.got, 0, 0);
@@ -306,6 +314,7 @@ static void bridge_sender(const ctx *c, msr *m)
 		return fail(m, "subscribe");
 	if (!(b = bridge_new(bus, c, c->rtt ? "bb.ping" : "bb.>", c->rtt ? "bb.pong" : NULL)))
 		return fail(m, "bridge");
+	bl.b = b;
 	if (send_loop(c, m, &l) != 0)
 		return;
 	ebus_flush(bus, 0);
