@@ -3,7 +3,7 @@
  *
  * Export: one pattern subscription per export pattern (concurrent: its
  * topics may live on several executors) copies each event into a bounded
- * queue under a mutex (never a wait on the network: a full queue is
+ * queue (the producers lock only among themselves; never a wait on the network: a full queue is
  * counted as export_overflow) and the export thread publishes it on
  * PREFIX.T with the trailer. The same thread sends a heartbeat every
  * heartbeat_ns with the last sequence number.
@@ -52,7 +52,7 @@ enum { KIND_DATA = 1, KIND_HEARTBEAT = 2 };
 #define MAX_IMPORT_SOURCES 16
 #define MAX_ORIGINS 64
 #define WINDOW 64 /* sequence numbers remembered below the highest */
-#define EXPORT_RUN 1024 /* records the export thread takes per lock */
+#define EXPORT_RUN 1024 /* records the export thread sends before it advances qhead */
 
 struct exp_rec {
 	char *buf; /* the subject PREFIX.T, NUL, the payload, room for the trailer;
@@ -100,14 +100,21 @@ struct ebus_nats_bridge {
 	_Atomic bool down;    /* between a disconnect and the reconnect */
 	bool closed;          /* libnats's last callback ran (under m) */
 
-	/* the export queue, under m */
-	pthread_mutex_t m;
+	/* The export queue. Producers (on_export, on the executors) take pm
+	 * among themselves only; the export thread never takes it: it reads
+	 * qtail, sends, then advances qhead, so qtail - qhead counts what is
+	 * queued or being sent. m and its condition variables are for
+	 * sleeping: the export thread on cv (sleeping set), waiters for room
+	 * on idle (room_waiters counted). */
+	pthread_mutex_t pm, m;
 	pthread_cond_t cv, idle;
 	struct exp_rec *q;
 	char **chunks; /* qcap / CHUNK, each NULL until a slot of it is used */
-	unsigned qcap, qhead, qtail; /* qtail - qhead queued */
-	unsigned room_waiters;         /* in ebus_nats_export_wait */
-	bool quit, busy;
+	unsigned qcap;
+	_Atomic unsigned qhead, qtail; /* qhead: the export thread; qtail: producers, under pm */
+	_Atomic unsigned room_waiters; /* in ebus_nats_export_wait or ebus_nats_flush */
+	_Atomic bool sleeping;         /* the export thread waits on cv */
+	_Atomic bool quit;
 	pthread_t thread;
 	uint64_t seq; /* export thread only */
 	bool js_published; /* export thread: js_PublishAsync was called */
@@ -413,6 +420,7 @@ static void bridge_free(struct ebus_nats_bridge *b)
 	free(b->chunks);
 	free(b->q);
 	free(b->prefix);
+	pthread_mutex_destroy(&b->pm);
 	pthread_mutex_destroy(&b->m);
 	pthread_cond_destroy(&b->cv);
 	pthread_cond_destroy(&b->idle);
@@ -429,6 +437,7 @@ int ebus_nats_create(ebus_t *bus, const ebus_nats_config_t *cfg, ebus_nats_bridg
 		return rc;
 	if (!(b = calloc(1, sizeof *b)))
 		return EBUS_ERR_NOMEM;
+	pthread_mutex_init(&b->pm, NULL);
 	pthread_mutex_init(&b->m, NULL);
 	pthread_cond_init(&b->cv, NULL);
 	pthread_cond_init(&b->idle, NULL);
@@ -489,7 +498,7 @@ static bool imported_here(struct ebus_nats_bridge *b, uint64_t source)
 
 /* Gives slot i a buffer of at least `need` bytes: a part of its chunk
  * for a small message (one allocation for CHUNK slots), else its own.
- * Under m. */
+ * Under pm. */
 static bool slot_grow(struct ebus_nats_bridge *b, unsigned i, size_t need)
 {
 	struct exp_rec *r = &b->q[i];
@@ -510,6 +519,20 @@ static bool slot_grow(struct ebus_nats_bridge *b, unsigned i, size_t need)
 	return true;
 }
 
+/* Wakes the export thread if it sleeps. After a producer's qtail store,
+ * both seq_cst (no fence: TSan cannot check fences), against the export
+ * thread's store to `sleeping` and its second look at qtail: either it
+ * sees the event, or this sees it asleep and signals under m, which it
+ * holds until it waits. */
+static void wake_exporter(struct ebus_nats_bridge *b)
+{
+	if (atomic_load(&b->sleeping)) {
+		pthread_mutex_lock(&b->m);
+		pthread_cond_signal(&b->cv);
+		pthread_mutex_unlock(&b->m);
+	}
+}
+
 static int on_export(const ebus_event_t *ev, void *ctx)
 {
 	struct ebus_nats_bridge *b = ctx;
@@ -517,21 +540,20 @@ static int on_export(const ebus_event_t *ev, void *ctx)
 	size_t nlen = strlen(name), slen = b->prefix_len + 1 + nlen;
 	size_t need = slen + 1 + ev->len + TRAILER;
 	struct exp_rec *r;
+	unsigned t, h;
 	if (imported_here(b, ev->source))
-		return 0; /* never re-export an import */
-	pthread_mutex_lock(&b->m);
-	if (b->qtail - b->qhead == b->qcap || b->quit) {
-		pthread_mutex_unlock(&b->m);
-		add(&b->export_overflow, 1);
-		return 0;
-	}
-	/* the slot is free (the export thread is past it), and so is its
+		goto out; /* never re-export an import */
+	pthread_mutex_lock(&b->pm);
+	t = atomic_load_explicit(&b->qtail, memory_order_relaxed);
+	h = atomic_load_explicit(&b->qhead, memory_order_acquire);
+	/* the slot at t is free (the export thread is past it), and so is its
 	 * buffer: no allocation in steady state */
-	r = &b->q[b->qtail & (b->qcap - 1)];
-	if (r->cap < need && !slot_grow(b, b->qtail & (b->qcap - 1), need)) {
-		pthread_mutex_unlock(&b->m);
+	r = &b->q[t & (b->qcap - 1)];
+	if (t - h == b->qcap || atomic_load_explicit(&b->quit, memory_order_relaxed) ||
+	    (r->cap < need && !slot_grow(b, t & (b->qcap - 1), need))) {
+		pthread_mutex_unlock(&b->pm);
 		add(&b->export_overflow, 1);
-		return 0;
+		goto out;
 	}
 	/* the message as it goes out, but for the trailer (the export thread
 	 * numbers it) */
@@ -542,13 +564,16 @@ static int on_export(const ebus_event_t *ev, void *ctx)
 	memcpy(r->buf + b->prefix_len + 1, name, nlen + 1);
 	if (ev->len)
 		memcpy(r->buf + slen + 1, ev->data, ev->len);
-	b->qtail++;
-	/* one wake-up per run of events (the executor's next call is for
-	 * another topic, or it has nothing more), or when half full: not one
+	atomic_store(&b->qtail, t + 1); /* seq_cst: see wake_exporter */
+	pthread_mutex_unlock(&b->pm);
+	if (t + 1 - h == b->qcap / 2)
+		wake_exporter(b);
+out:
+	/* one look at the export thread per run of events (the executor's
+	 * next call is for another topic, or it has nothing more): not one
 	 * per event */
-	if ((ev->flags & EBUS_EV_END_OF_BATCH) || b->qtail - b->qhead == b->qcap / 2)
-		pthread_cond_signal(&b->cv);
-	pthread_mutex_unlock(&b->m);
+	if (ev->flags & EBUS_EV_END_OF_BATCH)
+		wake_exporter(b);
 	return 0;
 }
 
@@ -617,15 +642,18 @@ static void *export_main(void *arg)
 	memcpy(hb, b->prefix, b->prefix_len);
 	memcpy(hb + b->prefix_len, ".$hb", 5);
 
-	pthread_mutex_lock(&b->m);
 	for (;;) {
-		while (b->qhead == b->qtail && !b->quit) {
+		unsigned h = atomic_load_explicit(&b->qhead, memory_order_relaxed);
+		unsigned n = atomic_load_explicit(&b->qtail, memory_order_acquire) - h;
+		if (!n) {
 			uint64_t now = now_ns();
 			struct timespec ts;
+			/* stop sets quit after the last handler ran: then qtail is final */
+			if (atomic_load_explicit(&b->quit, memory_order_acquire) &&
+			    atomic_load_explicit(&b->qtail, memory_order_acquire) == h)
+				break; /* quit, and everything sent */
 			if (now >= next_hb) {
-				pthread_mutex_unlock(&b->m);
 				send_heartbeat(b, hb);
-				pthread_mutex_lock(&b->m);
 				next_hb = now_ns() + b->heartbeat_ns;
 				continue;
 			}
@@ -639,39 +667,38 @@ static void *export_main(void *arg)
 					ts.tv_nsec -= 1000000000L;
 				}
 			}
-			pthread_cond_timedwait(&b->cv, &b->m, &ts);
-		}
-		if (b->qhead == b->qtail)
-			break; /* quit, and everything sent */
-		{ /* what is queued, in one go: the lock once per run, not per event.
-		   * Producers write only the slot at qtail, and only while it is
-		   * outside [qhead, qtail), so these slots are read unlocked. */
-			unsigned n = b->qtail - b->qhead, h = b->qhead;
-			if (n > EXPORT_RUN)
-				n = EXPORT_RUN;
-			b->busy = true;
-			pthread_mutex_unlock(&b->m);
-			for (unsigned i = 0; i < n; i++) {
-				struct exp_rec *r = &b->q[(h + i) & (b->qcap - 1)];
-				send_one(b, r->buf, (unsigned char *)r->buf + r->slen + 1, r->len, KIND_DATA);
-			}
 			pthread_mutex_lock(&b->m);
-			for (unsigned i = 0; i < n; i++) { /* big buffers are not kept */
-				struct exp_rec *r = &b->q[(b->qhead + i) & (b->qcap - 1)];
-				if (r->own && r->cap > KEEP_BUF) {
-					free(r->buf);
-					r->buf = NULL;
-					r->cap = 0;
-					r->own = false;
-				}
+			atomic_store(&b->sleeping, true); /* then a second look (wake_exporter) */
+			if (atomic_load(&b->qtail) == h && !atomic_load(&b->quit))
+				pthread_cond_timedwait(&b->cv, &b->m, &ts);
+			atomic_store_explicit(&b->sleeping, false, memory_order_relaxed);
+			pthread_mutex_unlock(&b->m);
+			continue;
+		}
+		/* what is queued, in one go. Producers write only the slot at
+		 * qtail, and only while it is outside [qhead, qtail), so these
+		 * slots are read without a lock. */
+		if (n > EXPORT_RUN)
+			n = EXPORT_RUN;
+		for (unsigned i = 0; i < n; i++) {
+			struct exp_rec *r = &b->q[(h + i) & (b->qcap - 1)];
+			send_one(b, r->buf, (unsigned char *)r->buf + r->slen + 1, r->len, KIND_DATA);
+			if (r->own && r->cap > KEEP_BUF) { /* big buffers are not kept */
+				free(r->buf);
+				r->buf = NULL;
+				r->cap = 0;
+				r->own = false;
 			}
-			b->qhead += n;
-			b->busy = false;
-			if (b->qhead == b->qtail || b->room_waiters)
-				pthread_cond_broadcast(&b->idle);
+		}
+		/* seq_cst: pairs with queue_wait's count of room_waiters and its
+		 * look at qhead, so a waiter either sees this or is woken */
+		atomic_store(&b->qhead, h + n);
+		if (atomic_load(&b->room_waiters)) {
+			pthread_mutex_lock(&b->m);
+			pthread_cond_broadcast(&b->idle);
+			pthread_mutex_unlock(&b->m);
 		}
 	}
-	pthread_mutex_unlock(&b->m);
 	/* a last heartbeat: the importers learn the final sequence */
 	send_heartbeat(b, hb);
 	return NULL;
@@ -1185,14 +1212,21 @@ static uint64_t deadline_after(uint64_t timeout_ns)
 	return timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
 }
 
-/* Waits until at most `max` events are queued for export (with 0, until
- * the export thread is idle as well), or the deadline. */
+/* Events queued or being sent (qhead first: qtail only grows). */
+static unsigned queued(ebus_nats_bridge_t *b)
+{
+	unsigned h = atomic_load(&b->qhead);
+	return atomic_load(&b->qtail) - h;
+}
+
+/* Waits until at most `max` events are queued for export or being sent
+ * (with 0: all of them handed to libnats), or the deadline. */
 static int queue_wait(ebus_nats_bridge_t *b, unsigned max, uint64_t deadline)
 {
 	int rc = EBUS_OK;
 	pthread_mutex_lock(&b->m);
-	b->room_waiters += max != 0; /* woken after every run, not only at empty */
-	while ((b->qtail - b->qhead > max || (!max && b->busy)) && rc == EBUS_OK) {
+	atomic_fetch_add(&b->room_waiters, 1); /* woken after every run of the export thread */
+	while (queued(b) > max && rc == EBUS_OK) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 10000000; /* re-check the deadline every 10 ms */
@@ -1204,7 +1238,7 @@ static int queue_wait(ebus_nats_bridge_t *b, unsigned max, uint64_t deadline)
 		if (now_ns() >= deadline)
 			rc = EBUS_ERR_TIMEOUT;
 	}
-	b->room_waiters -= max != 0;
+	atomic_fetch_sub(&b->room_waiters, 1);
 	pthread_mutex_unlock(&b->m);
 	return rc;
 }
@@ -1246,7 +1280,7 @@ int ebus_nats_stop(ebus_nats_bridge_t *b)
 			(void)ebus_unsubscribe(b->bus, b->export_ids[i]); /* no handler after this */
 	if (b->started) {
 		pthread_mutex_lock(&b->m);
-		b->quit = true;
+		atomic_store(&b->quit, true);
 		pthread_cond_signal(&b->cv);
 		pthread_mutex_unlock(&b->m);
 		pthread_join(b->thread, NULL);
