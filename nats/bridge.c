@@ -3,7 +3,8 @@
  *
  * Export: one pattern subscription per export pattern (concurrent: its
  * topics may live on several executors) copies each event into a bounded
- * queue (the producers lock only among themselves; never a wait on the network: a full queue is
+ * queue (the producers lock only among themselves, the export thread
+ * reads without a lock; never a wait on the network: a full queue is
  * counted as export_overflow) and the export thread publishes it on
  * PREFIX.T with the trailer. The same thread sends a heartbeat every
  * heartbeat_ns with the last sequence number.
