@@ -536,14 +536,35 @@ static void wake_exporter(struct ebus_nats_bridge *b)
 
 static int on_export(const ebus_event_t *ev, void *ctx)
 {
+	/* the subject PREFIX.T of the last topic this thread exported: a run
+	 * of one topic builds it once. Keyed by the bridge's address and its
+	 * random origin id (as import_one's cache) and by the topic, which
+	 * lives as long as the bus. */
+	static _Thread_local struct {
+		const struct ebus_nats_bridge *b;
+		uint64_t origin;
+		const ebus_topic_t *topic;
+		size_t slen;
+		char subj[EBUS_TOPIC_MAX / 2 + 1 + EBUS_TOPIC_MAX + 1];
+	} last;
 	struct ebus_nats_bridge *b = ctx;
-	const char *name = ebus_topic_name(ev->topic);
-	size_t nlen = strlen(name), slen = b->prefix_len + 1 + nlen;
-	size_t need = slen + 1 + ev->len + TRAILER;
 	struct exp_rec *r;
+	size_t need;
 	unsigned t, h;
 	if (imported_here(b, ev->source))
 		goto out; /* never re-export an import */
+	if (last.topic != ev->topic || last.b != b || last.origin != b->origin_id) {
+		const char *name = ebus_topic_name(ev->topic);
+		size_t nlen = strlen(name);
+		memcpy(last.subj, b->prefix, b->prefix_len); /* prefix_len <= EBUS_TOPIC_MAX / 2 */
+		last.subj[b->prefix_len] = '.';
+		memcpy(last.subj + b->prefix_len + 1, name, nlen + 1);
+		last.slen = b->prefix_len + 1 + nlen;
+		last.b = b;
+		last.origin = b->origin_id;
+		last.topic = ev->topic;
+	}
+	need = last.slen + 1 + ev->len + TRAILER;
 	pthread_mutex_lock(&b->pm);
 	t = atomic_load_explicit(&b->qtail, memory_order_relaxed);
 	h = atomic_load_explicit(&b->qhead, memory_order_acquire);
@@ -558,13 +579,11 @@ static int on_export(const ebus_event_t *ev, void *ctx)
 	}
 	/* the message as it goes out, but for the trailer (the export thread
 	 * numbers it) */
-	r->slen = (uint32_t)slen;
+	r->slen = (uint32_t)last.slen;
 	r->len = (uint32_t)ev->len;
-	memcpy(r->buf, b->prefix, b->prefix_len);
-	r->buf[b->prefix_len] = '.';
-	memcpy(r->buf + b->prefix_len + 1, name, nlen + 1);
+	memcpy(r->buf, last.subj, last.slen + 1);
 	if (ev->len)
-		memcpy(r->buf + slen + 1, ev->data, ev->len);
+		memcpy(r->buf + last.slen + 1, ev->data, ev->len);
 	atomic_store(&b->qtail, t + 1); /* seq_cst: see wake_exporter */
 	pthread_mutex_unlock(&b->pm);
 	if (t + 1 - h == b->qcap / 2)
