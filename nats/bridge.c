@@ -142,6 +142,20 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* CLOCK_REALTIME + ns, for pthread_cond_timedwait */
+static struct timespec realtime_after(uint64_t ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ns / 1000000000u);
+	ts.tv_nsec += (long)(ns % 1000000000u);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
 static void add(_Atomic uint64_t *c, uint64_t n)
 {
 	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
@@ -667,7 +681,6 @@ static void *export_main(void *arg)
 		unsigned n = atomic_load_explicit(&b->qtail, memory_order_acquire) - h;
 		if (!n) {
 			uint64_t now = now_ns();
-			struct timespec ts;
 			/* stop sets quit after the last handler ran: then qtail is final */
 			if (atomic_load_explicit(&b->quit, memory_order_acquire) &&
 			    atomic_load_explicit(&b->qtail, memory_order_acquire) == h)
@@ -677,20 +690,12 @@ static void *export_main(void *arg)
 				next_hb = now_ns() + b->heartbeat_ns;
 				continue;
 			}
-			clock_gettime(CLOCK_REALTIME, &ts);
-			{
-				uint64_t wait = next_hb - now;
-				ts.tv_sec += (time_t)(wait / 1000000000u);
-				ts.tv_nsec += (long)(wait % 1000000000u);
-				if (ts.tv_nsec >= 1000000000L) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000L;
-				}
-			}
 			pthread_mutex_lock(&b->m);
 			atomic_store(&b->sleeping, true); /* then a second look (wake_exporter) */
-			if (atomic_load(&b->qtail) == h && !atomic_load(&b->quit))
+			if (atomic_load(&b->qtail) == h && !atomic_load(&b->quit)) {
+				struct timespec ts = realtime_after(next_hb - now);
 				pthread_cond_timedwait(&b->cv, &b->m, &ts);
+			}
 			atomic_store_explicit(&b->sleeping, false, memory_order_relaxed);
 			pthread_mutex_unlock(&b->m);
 			continue;
@@ -1247,13 +1252,7 @@ static int queue_wait(ebus_nats_bridge_t *b, unsigned max, uint64_t deadline)
 	pthread_mutex_lock(&b->m);
 	atomic_fetch_add(&b->room_waiters, 1); /* woken after every run of the export thread */
 	while (queued(b) > max && rc == EBUS_OK) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10000000; /* re-check the deadline every 10 ms */
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = realtime_after(10000000); /* re-check the deadline every 10 ms */
 		pthread_cond_timedwait(&b->idle, &b->m, &ts);
 		if (now_ns() >= deadline)
 			rc = EBUS_ERR_TIMEOUT;
