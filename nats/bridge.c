@@ -54,6 +54,8 @@ enum { KIND_DATA = 1, KIND_HEARTBEAT = 2 };
 #define MAX_ORIGINS 64
 #define WINDOW 64 /* sequence numbers remembered below the highest */
 #define EXPORT_RUN 1024 /* records the export thread sends before it advances qhead */
+#define HOLD 32          /* imported messages destroyed together (see on_msg) */
+#define HOLD_BYTES 1024  /* a message with more data than this is destroyed at once */
 
 struct exp_rec {
 	char *buf; /* the subject PREFIX.T, NUL, the payload, room for the trailer;
@@ -125,6 +127,14 @@ struct ebus_nats_bridge {
 	 * message at a time), so without a lock */
 	struct origin origins[MAX_ORIGINS];
 	unsigned norigins;
+	/* natsMsg_Destroy hands a message to libnats's GC thread and wakes it
+	 * if it waits: one wake-up per message when the delivery thread is the
+	 * slower one. Small messages are destroyed HOLD at a time instead, by
+	 * on_msg, and the rest by on_sub_done after the last callback. */
+	natsMsg *held[HOLD];
+	unsigned nheld;
+	bool sub_done_cb; /* on_sub_done will run (it is set on the subscription) */
+	bool sub_done;    /* it ran (under m) */
 	_Atomic uint64_t import_sources[MAX_IMPORT_SOURCES];
 	_Atomic unsigned nimport_sources;
 
@@ -258,8 +268,9 @@ static void on_reconnected(natsConnection *nc, void *arg)
 	add(&((struct ebus_nats_bridge *)arg)->reconnects, 1);
 }
 
-/* The connection's last callback: after it libnats never calls back into
- * the bridge, so the bridge may be freed. */
+/* The connection's last callback: after it and on_sub_done (the import
+ * subscription's, on its own thread) libnats never calls back into the
+ * bridge, so the bridge may be freed. */
 static void on_closed(natsConnection *nc, void *arg)
 {
 	struct ebus_nats_bridge *b = arg;
@@ -892,6 +903,13 @@ static uint32_t trailer(const unsigned char *data, size_t len, uint64_t *origin,
 	return kind;
 }
 
+static void release_held(struct ebus_nats_bridge *b)
+{
+	for (unsigned i = 0; i < b->nheld; i++)
+		natsMsg_Destroy(b->held[i]);
+	b->nheld = 0;
+}
+
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
 {
 	struct ebus_nats_bridge *b = arg;
@@ -917,7 +935,25 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 	}
 	(void)import_one(b, subj + b->prefix_len + 1, data, len, false);
 out:
-	natsMsg_Destroy(msg);
+	if (dlen > HOLD_BYTES) {
+		natsMsg_Destroy(msg);
+		return;
+	}
+	b->held[b->nheld++] = msg;
+	if (b->nheld == HOLD)
+		release_held(b);
+}
+
+/* The subscription's last call, on its delivery thread after the last
+ * on_msg returned: what is held goes, and stop may free the bridge. */
+static void on_sub_done(void *arg)
+{
+	struct ebus_nats_bridge *b = arg;
+	release_held(b);
+	pthread_mutex_lock(&b->m);
+	b->sub_done = true;
+	pthread_cond_broadcast(&b->idle);
+	pthread_mutex_unlock(&b->m);
 }
 
 /* JetStream: one fetched message, accounted by its stream sequence.
@@ -1068,6 +1104,7 @@ int ebus_nats_start(ebus_nats_bridge_t *b)
 		return EBUS_ERR_SYSTEM;
 	}
 	if (b->sub) {
+		b->sub_done_cb = natsSubscription_SetOnCompleteCB(b->sub, on_sub_done, b) == NATS_OK;
 		natsSubscription_SetPendingLimits(b->sub, b->import_pending, 256 * 1024 * 1024);
 		/* a PING/PONG: the server has the subscription when start returns */
 		if (natsConnection_FlushTimeout(b->nc, 5000) != NATS_OK) {
@@ -1339,6 +1376,13 @@ int ebus_nats_stop(ebus_nats_bridge_t *b)
 		natsConnection_FlushTimeout(b->nc, 2000);
 		close_nats(b);
 	}
+	/* the subscription is closed now (drained, or with the connection):
+	 * wait for its last call, or, without one, release here */
+	pthread_mutex_lock(&b->m);
+	while (b->sub_done_cb && !b->sub_done)
+		pthread_cond_wait(&b->idle, &b->m);
+	pthread_mutex_unlock(&b->m);
+	release_held(b);
 	b->stopped = true;
 	return EBUS_OK;
 }
