@@ -212,7 +212,9 @@ int ebus_nats_flush(ebus_nats_bridge_t *b, uint64_t timeout_ns);
 int ebus_nats_export_wait(ebus_nats_bridge_t *b, unsigned max_queued, uint64_t timeout_ns);
 
 /* Stops: no more exports are taken, what is buffered is sent, imports
- * stop, the connection drains and closes. Idempotent.
+ * stop, the connection drains and closes. It returns after libnats's last
+ * call into the bridge (an import in progress takes at most
+ * import_block_ns more), so destroy may follow at once. Idempotent.
  * Thread-safety: one thread, not a handler of the bus.
  * Errors: EBUS_ERR_NULL.
  * Ownership: nothing changes hands. */
