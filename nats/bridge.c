@@ -54,6 +54,7 @@ enum { KIND_DATA = 1, KIND_HEARTBEAT = 2 };
 #define MAX_ORIGINS 64
 #define WINDOW 64 /* sequence numbers remembered below the highest */
 #define EXPORT_RUN 1024 /* records the export thread sends before it advances qhead */
+#define CL_ALIGNED __attribute__((aligned(64))) /* a cache line */
 #define HOLD 256         /* imported messages destroyed together (see on_msg) */
 #define HOLD_BYTES 1024  /* a message with more data than this is destroyed at once */
 
@@ -103,30 +104,45 @@ struct ebus_nats_bridge {
 	_Atomic bool down;    /* between a disconnect and the reconnect */
 	bool closed;          /* libnats's last callback ran (under m) */
 
+	_Atomic uint64_t import_sources[MAX_IMPORT_SOURCES]; /* read by on_export, rarely written */
+	_Atomic unsigned nimport_sources;
+
 	/* The export queue. Producers (on_export, on the executors) take pm
 	 * among themselves only; the export thread never takes it: it reads
 	 * qtail, sends, then advances qhead, so qtail - qhead counts what is
 	 * queued or being sent. m and its condition variables are for
 	 * sleeping: the export thread on cv (sleeping set), waiters for room
-	 * on idle (room_waiters counted). */
-	pthread_mutex_t pm, m;
-	pthread_cond_t cv, idle;
+	 * on idle (room_waiters counted). What one thread writes for each
+	 * event has a cache line of its own, apart from what the others
+	 * write. */
 	struct exp_rec *q;
 	char **chunks; /* qcap / CHUNK, each NULL until a slot of it is used */
 	unsigned qcap;
-	_Atomic unsigned qhead, qtail; /* qhead: the export thread; qtail: producers, under pm */
+	pthread_t thread;
+	bool js_published; /* export thread: js_PublishAsync was called */
+
+	/* the producers' */
+	pthread_mutex_t pm CL_ALIGNED;
+	_Atomic unsigned qtail; /* under pm */
+
+	/* the export thread's */
+	_Atomic unsigned qhead CL_ALIGNED;
+	uint64_t seq;
+	_Atomic uint64_t exported, exported_reconnecting;
+
+	/* for sleeping and waking */
+	pthread_mutex_t m CL_ALIGNED;
+	pthread_cond_t cv, idle;
 	_Atomic unsigned room_waiters; /* in ebus_nats_export_wait or ebus_nats_flush */
 	_Atomic bool sleeping;         /* the export thread waits on cv */
 	_Atomic bool quit;
-	pthread_t thread;
-	uint64_t seq; /* export thread only */
-	bool js_published; /* export thread: js_PublishAsync was called */
 
 	/* import side: origins only on the subscription's delivery thread
 	 * (libnats calls one subscription's handler from one thread, one
 	 * message at a time), so without a lock */
-	struct origin origins[MAX_ORIGINS];
+	struct origin origins[MAX_ORIGINS] CL_ALIGNED;
 	unsigned norigins;
+	_Atomic uint64_t imported;
 	/* natsMsg_Destroy hands a message to libnats's GC thread and wakes it
 	 * if it waits: one wake-up per message when the delivery thread is the
 	 * slower one. Small messages are destroyed HOLD at a time instead, by
@@ -137,13 +153,11 @@ struct ebus_nats_bridge {
 	unsigned nheld;
 	bool sub_done_cb; /* on_sub_done will run (it is set on the subscription) */
 	bool sub_done;    /* it ran (under m) */
-	_Atomic uint64_t import_sources[MAX_IMPORT_SOURCES];
-	_Atomic unsigned nimport_sources;
 
-	_Atomic uint64_t exported, exported_reconnecting, export_overflow, export_failed, imported, filtered,
-		import_rejected, unmappable, gaps, duplicates, reordered, heartbeats, disconnects,
-		reconnects, export_failed_buffer, export_failed_closed, export_unacked, import_full,
-		import_timeout, tail_gaps, redelivered;
+	_Atomic uint64_t export_overflow CL_ALIGNED, export_failed, filtered, import_rejected,
+		unmappable, gaps, duplicates, reordered, heartbeats, disconnects, reconnects,
+		export_failed_buffer, export_failed_closed, export_unacked, import_full, import_timeout,
+		tail_gaps, redelivered;
 	int64_t import_dropped_final; /* read before the subscription goes */
 };
 
@@ -174,6 +188,15 @@ static void add(_Atomic uint64_t *c, uint64_t n)
 }
 
 /* ---- configuration ------------------------------------------------------- */
+
+/* The same, for a counter with one writer: no locked instruction. The
+ * export thread's exported (on_js_ack's in JetStream mode: never both)
+ * and the importing thread's imported (the subscription's delivery
+ * thread, or in JetStream mode the fetcher: never both). */
+static void add1(_Atomic uint64_t *c)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
+}
 
 static size_t list_len(const char *const *l)
 {
@@ -463,8 +486,9 @@ int ebus_nats_create(ebus_t *bus, const ebus_nats_config_t *cfg, ebus_nats_bridg
 		return EBUS_ERR_NULL;
 	if ((rc = check_config(cfg)) != EBUS_OK)
 		return rc;
-	if (!(b = calloc(1, sizeof *b)))
+	if (!(b = aligned_alloc(_Alignof(struct ebus_nats_bridge), sizeof *b)))
 		return EBUS_ERR_NOMEM;
+	memset(b, 0, sizeof *b);
 	pthread_mutex_init(&b->pm, NULL);
 	pthread_mutex_init(&b->m, NULL);
 	pthread_cond_init(&b->cv, NULL);
@@ -547,13 +571,15 @@ static bool slot_grow(struct ebus_nats_bridge *b, unsigned i, size_t need)
 	return true;
 }
 
-/* Wakes the export thread if it sleeps. After a producer's qtail store,
- * both seq_cst (no fence: TSan cannot check fences), against the export
- * thread's store to `sleeping` and its second look at qtail: either it
- * sees the event, or this sees it asleep and signals under m, which it
- * holds until it waits. */
+/* Wakes the export thread if it sleeps. A seq_cst read-modify-write of
+ * qtail that adds nothing (a fence TSan can check), after the producers'
+ * release stores of qtail, then a seq_cst look at `sleeping`, against the
+ * export thread's store to `sleeping` and its second look at qtail: either
+ * it sees the events, or this sees it asleep and signals under m, which it
+ * holds until it waits. Once per run of events, not once per event. */
 static void wake_exporter(struct ebus_nats_bridge *b)
 {
+	(void)atomic_fetch_add(&b->qtail, 0);
 	if (atomic_load(&b->sleeping)) {
 		pthread_mutex_lock(&b->m);
 		pthread_cond_signal(&b->cv);
@@ -611,7 +637,7 @@ static int on_export(const ebus_event_t *ev, void *ctx)
 	memcpy(r->buf, last.subj, last.slen + 1);
 	if (ev->len)
 		memcpy(r->buf + last.slen + 1, ev->data, ev->len);
-	atomic_store(&b->qtail, t + 1); /* seq_cst: see wake_exporter */
+	atomic_store_explicit(&b->qtail, t + 1, memory_order_release); /* see wake_exporter */
 	pthread_mutex_unlock(&b->pm);
 	if (t + 1 - h == b->qcap / 2)
 		wake_exporter(b);
@@ -666,7 +692,7 @@ static void send_one(struct ebus_nats_bridge *b, const char *subj, unsigned char
 	if (kind != KIND_DATA)
 		return;
 	if (s == NATS_OK) {
-		add(&b->exported, 1);
+		add1(&b->exported);
 		if (atomic_load_explicit(&b->down, memory_order_relaxed))
 			add(&b->exported_reconnecting, 1);
 	} else {
@@ -876,7 +902,7 @@ static bool import_one(struct ebus_nats_bridge *b, const char *name, const void 
 	while (rc == EBUS_ERR_TIMEOUT && retry &&
 	       !atomic_load_explicit(&b->fetch_quit, memory_order_acquire));
 	if (rc == EBUS_OK) {
-		add(&b->imported, 1);
+		add1(&b->imported);
 		return true;
 	}
 	if (rc == EBUS_ERR_TIMEOUT && retry)
