@@ -24,7 +24,8 @@ ebus_need_packages() {
 EBUS_BASE_PACKAGES=(build-essential cmake ninja-build pkg-config liburcu-dev libck-dev)
 
 # ebus_cost_tool TARGET: builds tools/TARGET in a Release tree for the
-# instruction counts (build/cost, shared by cost.sh and cost-bridge.sh)
+# instruction counts (build/cost, shared by cost.sh, cost-bridge.sh and
+# cpu-bridge.sh)
 # and prints its path.
 ebus_cost_tool() {
 	local build=build/cost
