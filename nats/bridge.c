@@ -16,7 +16,10 @@
  * import patterns applied, and the event published with
  * ebus_publish_name (which interns only names a subscription matches).
  * The threads that publish imports record their source ids, and the
- * export handler skips events from those sources: no re-export.
+ * export handler skips events from those sources: no re-export. Small
+ * messages are destroyed HOLD at a time (libnats's GC thread is woken
+ * once a batch, not once a message); the subscription's completion
+ * callback releases the rest, and stop waits for it.
  *
  * JetStream mode: the export thread publishes with js_PublishAsync and
  * counts an event exported when the server's acknowledgement says it is
