@@ -190,8 +190,6 @@ static void add(_Atomic uint64_t *c, uint64_t n)
 	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
-/* ---- configuration ------------------------------------------------------- */
-
 /* The same, for a counter with one writer: no locked instruction. The
  * export thread's exported (on_js_ack's in JetStream mode: never both)
  * and the importing thread's imported (the subscription's delivery
@@ -200,6 +198,8 @@ static void add1(_Atomic uint64_t *c)
 {
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
 }
+
+/* ---- configuration ------------------------------------------------------- */
 
 static size_t list_len(const char *const *l)
 {
