@@ -36,12 +36,12 @@ for ((r = 0; r < runs; r++)); do
 done
 
 # median (min-max) of column $2 for system $1
-stat() {
+median_of() {
 	awk -v s="$1" -v c="$2" '$1 == s { print $c }' "$out" | sort -g |
 		awk '{ v[NR] = $1 } END { printf "%s (%s-%s)", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
 }
 printf '%u runs of %u events, the systems in turn; per 1,000,000 events\n' "$runs" "$n"
 printf '%-8s %-22s %-26s %s\n' system 'M events/s' 'CPU ms (all processes)' 'context switches'
 for sys in bridge libnats; do
-	printf '%-8s %-22s %-26s %s\n' "$sys" "$(stat "$sys" 2)" "$(stat "$sys" 3)" "$(stat "$sys" 4)"
+	printf '%-8s %-22s %-26s %s\n' "$sys" "$(median_of "$sys" 2)" "$(median_of "$sys" 3)" "$(median_of "$sys" 4)"
 done
